@@ -1,0 +1,219 @@
+//! Domain types of a stored case and of a record on its way in.
+//!
+//! The core never parses the phenopacket itself: the server's conversion layer hands it the
+//! encoded record (stored as submitted) together with the facts the core needs about it —
+//! its id, every ontology-class id with its path, and a short digest for listings.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::FieldViolation;
+use crate::ids::{CaseId, CenterId, Curie, ExternalId, TermId};
+use crate::limits::MAX_REPORTED_VIOLATIONS;
+use crate::ontology::{Ontology, Resolution};
+
+/// Microseconds since the Unix epoch (UTC), as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UnixMicros(pub i64);
+
+impl UnixMicros {
+    /// The server clock now.
+    pub fn now() -> Self {
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        Self(micros)
+    }
+}
+
+/// Lifecycle state of a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseStatus {
+    /// Visible to reads and listings.
+    Active,
+    /// Withdrawn by its center, kept for audit.
+    Retracted,
+}
+
+/// What a listing shows of a case without decoding the record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseDigest {
+    /// Subject sex as the Phenopacket enum number (0 unknown, 1 female, 2 male, 3 other).
+    pub sex: i32,
+    /// Disease labels (or ids where unlabelled).
+    pub diseases: Vec<String>,
+    /// Phenotypic features observed present.
+    pub present_features: u32,
+    /// Phenotypic features looked for and found absent (`excluded: true`).
+    pub excluded_features: u32,
+}
+
+/// An ontology-class id found in a record, with its path (`phenotypicFeatures[0].type.id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OntologyRef {
+    /// Path of the id in the request.
+    pub field: String,
+    /// The id as submitted.
+    pub id: String,
+}
+
+/// A noteworthy reading of a submitted HPO id (anything but a current term).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermNote {
+    /// Path of the id in the request.
+    pub field: String,
+    /// The id as submitted.
+    pub submitted: Curie,
+    /// How the loaded release reads it.
+    pub resolution: Resolution,
+}
+
+/// A record checked and ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseDraft {
+    /// The record's own id (`Phenopacket.id`).
+    pub external_id: ExternalId,
+    /// The encoded phenopacket, exactly as submitted.
+    pub record: Vec<u8>,
+    /// Digest for listings.
+    pub digest: CaseDigest,
+    /// HPO terms as search will read them (alt and obsolete ids replaced), in record order.
+    pub hpo_terms: Vec<TermId>,
+}
+
+/// A case as stored: envelope plus record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRecord {
+    /// Registry id.
+    pub id: CaseId,
+    /// Owning center.
+    pub center: CenterId,
+    /// 1 for the first version, +1 per update or retraction.
+    pub version: u64,
+    /// When version 1 was stored.
+    pub created: UnixMicros,
+    /// When this version was stored.
+    pub updated: UnixMicros,
+    /// Active or retracted.
+    pub status: CaseStatus,
+    /// Why it was retracted (empty while active).
+    pub retraction_reason: String,
+    /// The record's own id.
+    pub external_id: ExternalId,
+    /// The encoded phenopacket, exactly as submitted.
+    pub record: Vec<u8>,
+    /// Digest for listings.
+    pub digest: CaseDigest,
+}
+
+/// Checks every ontology-class id of a record: CURIE syntax for all, and for HPO ids how the
+/// loaded release reads them. Returns the HPO terms to index and the notes worth a warning;
+/// problems are appended to `violations` (unknown HPO ids only when `strict`).
+pub fn check_ontology_refs(
+    hpo: &Ontology,
+    refs: &[OntologyRef],
+    strict: bool,
+    violations: &mut Vec<FieldViolation>,
+) -> (Vec<TermId>, Vec<TermNote>) {
+    let mut terms = Vec::new();
+    let mut notes = Vec::new();
+    for reference in refs {
+        let curie = match Curie::parse(&reference.id) {
+            Ok(curie) => curie,
+            Err(e) => {
+                push_violation(violations, FieldViolation::new(&reference.field, e.0));
+                continue;
+            }
+        };
+        let Some(term) = curie.hpo_term() else {
+            continue;
+        };
+        let resolution = hpo.resolve(term);
+        if strict && matches!(resolution, Resolution::Unknown(_)) {
+            push_violation(
+                violations,
+                FieldViolation::new(
+                    &reference.field,
+                    format!(
+                        "{curie} is not in HPO release {} and unknown terms are rejected (strict terms mode)",
+                        hpo.version()
+                    ),
+                ),
+            );
+            continue;
+        }
+        terms.push(resolution.effective());
+        if !matches!(resolution, Resolution::Current(_)) {
+            notes.push(TermNote {
+                field: reference.field.clone(),
+                submitted: curie,
+                resolution,
+            });
+        }
+    }
+    (terms, notes)
+}
+
+/// Adds a violation unless [`MAX_REPORTED_VIOLATIONS`] are already listed, so that a huge
+/// bad record yields a bounded error.
+pub fn push_violation(violations: &mut Vec<FieldViolation>, violation: FieldViolation) {
+    if violations.len() < MAX_REPORTED_VIOLATIONS {
+        violations.push(violation);
+    } else if violations.len() == MAX_REPORTED_VIOLATIONS {
+        violations.push(FieldViolation::new(
+            "(more)",
+            format!("further violations omitted after the first {MAX_REPORTED_VIOLATIONS}"),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(field: &str, id: &str) -> OntologyRef {
+        OntologyRef {
+            field: field.to_owned(),
+            id: id.to_owned(),
+        }
+    }
+
+    #[test]
+    fn ontology_refs_are_checked_and_resolved() {
+        let hpo = Ontology::embedded().unwrap();
+        // In the 2025-01-16 release HP:0004715 is an alt id of HP:0000003 and HP:0000057 is
+        // obsolete, replaced by HP:0008665.
+        let refs = [
+            reference("a", "HP:0025520"),
+            reference("b", "HP:0004715"),
+            reference("b2", "HP:0000057"),
+            reference("c", "HP:9999999"),
+            reference("d", "NCIT:C3262"),
+            reference("e", "HP:12"),
+        ];
+        let mut violations = Vec::new();
+        let (terms, notes) = check_ontology_refs(&hpo, &refs, false, &mut violations);
+        assert_eq!(violations.len(), 1);
+        assert_eq!(violations[0].field, "e");
+        assert_eq!(
+            terms,
+            vec![TermId(25520), TermId(3), TermId(8665), TermId(9_999_999)]
+        );
+        assert_eq!(notes.len(), 3);
+        assert_eq!(notes[0].resolution, Resolution::AltId(TermId(3)));
+        assert_eq!(notes[1].resolution, Resolution::ObsoleteReplaced(TermId(8665)));
+        assert_eq!(notes[2].resolution, Resolution::Unknown(TermId(9_999_999)));
+
+        let mut strict = Vec::new();
+        check_ontology_refs(&hpo, &refs, true, &mut strict);
+        assert_eq!(strict.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), ["c", "e"]);
+    }
+
+    #[test]
+    fn violation_lists_are_bounded() {
+        let mut violations = Vec::new();
+        for i in 0..(MAX_REPORTED_VIOLATIONS + 50) {
+            push_violation(&mut violations, FieldViolation::new(format!("f{i}"), "bad"));
+        }
+        assert_eq!(violations.len(), MAX_REPORTED_VIOLATIONS + 1);
+    }
+}

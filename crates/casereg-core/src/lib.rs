@@ -1,0 +1,13 @@
+//! casereg's domain: typed ids, limits, the HPO ontology, record checks and the sled store.
+//!
+//! Architecture invariant: this crate knows nothing of gRPC, tonic or the network, and
+//! nothing of the generated wire types; the server converts at its boundary.
+
+pub mod case;
+pub mod error;
+pub mod ids;
+pub mod limits;
+pub mod ontology;
+pub mod store;
+
+pub use error::{CoreError, FieldViolation, Result};

@@ -1,0 +1,35 @@
+//! Every limit the registry enforces, in one place, with its unit.
+//!
+//! Handlers and the store refer to these names only; `GetRegistryInfo` reports them and
+//! ARCHITECTURE.md lists them. Each is tested at and just past its edge.
+
+/// Largest gRPC message the server decodes or encodes, in bytes (tonic's default is 4 MiB;
+/// set on purpose on both sides so that the limit is a decision, not an accident).
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Largest encoded phenopacket accepted, in bytes. The largest of the 8,464 published
+/// phenopacket-store records is far below this; a record this big is almost surely a mistake.
+pub const MAX_RECORD_BYTES: usize = 2 * 1024 * 1024;
+
+/// Longest string field anywhere in a record (descriptions, labels, HGVS, VCF alleles…), in
+/// UTF-8 bytes. Sized for real data: the longest string in phenopacket-store is a 60,206-byte
+/// VCF reference allele of a large deletion.
+pub const MAX_TEXT_BYTES: usize = 128 * 1024;
+
+/// Longest identifier (phenopacket, subject and ontology ids, CURIEs), in UTF-8 bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Longest retraction reason, in UTF-8 bytes.
+pub const MAX_REASON_BYTES: usize = 4 * 1024;
+
+/// Longest center id, in bytes (ASCII letters, digits, `-`, `_`, `.`).
+pub const MAX_CENTER_ID_BYTES: usize = 64;
+
+/// Page size used when a listing asks for 0.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+
+/// Largest page a listing returns; larger requests are rejected, not silently cut.
+pub const MAX_PAGE_SIZE: u32 = 1_000;
+
+/// Most field violations reported for one record; the rest are summarised in one line.
+pub const MAX_REPORTED_VIOLATIONS: usize = 100;

@@ -1,0 +1,409 @@
+//! The Human Phenotype Ontology: loading an OBO release and resolving ids.
+//!
+//! The registry ships HPO 2025-01-16 (`data/hp.obo.gz`, unaltered) embedded in the binary;
+//! another release can be loaded from a file. Only what the registry uses is kept: names,
+//! synonyms, `is_a` parents, alt ids, obsolescence and replacements.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use flate2::read::GzDecoder;
+
+use crate::ids::TermId;
+
+/// The HPO release compiled into the binary (`data/hp.obo.gz`, byte-for-byte as published).
+pub const EMBEDDED_HPO_OBO_GZ: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/hp.obo.gz"));
+
+/// Where the loaded release came from, as shown to users.
+pub const EMBEDDED_SOURCE: &str = "embedded";
+
+/// Upper bound on one OBO line, in bytes: a guard against reading an unrelated huge file.
+const MAX_OBO_LINE_BYTES: usize = 64 * 1024;
+
+/// Why an ontology file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum OntologyError {
+    /// The file could not be read or decompressed.
+    #[error("cannot read ontology {source_name}: {error}")]
+    Io {
+        /// File name or `embedded`.
+        source_name: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The content is not an HPO release in OBO format.
+    #[error("{source_name} line {line}: {message}")]
+    Format {
+        /// File name or `embedded`.
+        source_name: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// One HPO term.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    /// Its primary id.
+    pub id: TermId,
+    /// Its preferred name.
+    pub name: String,
+    /// Synonyms of any scope, as written.
+    pub synonyms: Vec<String>,
+    /// Direct `is_a` parents.
+    pub parents: Vec<TermId>,
+    /// Marked `is_obsolete: true`.
+    pub obsolete: bool,
+    /// `replaced_by`, for obsolete terms that name one.
+    pub replaced_by: Option<TermId>,
+}
+
+/// How an id submitted in a record reads in the loaded release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// A current term, used as is.
+    Current(TermId),
+    /// An alternative id of the given primary term.
+    AltId(TermId),
+    /// An obsolete id whose named replacement is the given term.
+    ObsoleteReplaced(TermId),
+    /// An obsolete id without a single replacement: used as given.
+    Obsolete(TermId),
+    /// Not in this release at all (perhaps newer): kept as given.
+    Unknown(TermId),
+}
+
+impl Resolution {
+    /// The id search should use for this term.
+    pub fn effective(self) -> TermId {
+        match self {
+            Self::Current(t)
+            | Self::AltId(t)
+            | Self::ObsoleteReplaced(t)
+            | Self::Obsolete(t)
+            | Self::Unknown(t) => t,
+        }
+    }
+}
+
+/// A loaded HPO release.
+#[derive(Debug)]
+pub struct Ontology {
+    version: String,
+    source: String,
+    terms: Vec<Term>,
+    by_id: HashMap<TermId, usize>,
+    alt_ids: HashMap<TermId, TermId>,
+}
+
+impl Ontology {
+    /// Loads the release compiled into the binary.
+    pub fn embedded() -> Result<Self, OntologyError> {
+        Self::from_reader(GzDecoder::new(EMBEDDED_HPO_OBO_GZ), EMBEDDED_SOURCE)
+    }
+
+    /// Loads `hp.obo` or `hp.obo.gz` from a file.
+    pub fn from_path(path: &Path) -> Result<Self, OntologyError> {
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|error| OntologyError::Io {
+            source_name: name.clone(),
+            error,
+        })?;
+        if path.extension().is_some_and(|e| e == "gz") {
+            Self::from_reader(GzDecoder::new(file), &name)
+        } else {
+            Self::from_reader(file, &name)
+        }
+    }
+
+    /// Parses OBO 1.2 text. Only `[Term]` stanzas are read; other stanzas are skipped.
+    pub fn from_reader(reader: impl Read, source_name: &str) -> Result<Self, OntologyError> {
+        let mut parser = OboParser {
+            source_name,
+            line_number: 0,
+            version: None,
+            terms: Vec::new(),
+            alt_ids: Vec::new(),
+            current: None,
+            in_term: false,
+        };
+        let mut reader = BufReader::new(reader);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = (&mut reader)
+                .take(MAX_OBO_LINE_BYTES as u64 + 1)
+                .read_line(&mut line)
+                .map_err(|error| OntologyError::Io {
+                    source_name: source_name.to_owned(),
+                    error,
+                })?;
+            if read == 0 {
+                break;
+            }
+            parser.line_number += 1;
+            if read > MAX_OBO_LINE_BYTES {
+                return Err(parser.error(format!("line longer than {MAX_OBO_LINE_BYTES} bytes")));
+            }
+            parser.line(line.trim_end_matches(['\n', '\r']))?;
+        }
+        parser.finish()
+    }
+
+    /// The release, from the `data-version` header (e.g. `2025-01-16`).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Where it was loaded from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Number of terms, obsolete ones included.
+    pub fn term_count(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// The term with this primary id.
+    pub fn term(&self, id: TermId) -> Option<&Term> {
+        self.by_id.get(&id).map(|&i| &self.terms[i])
+    }
+
+    /// Reads an id as search will: alt ids and obsolete ids map to their primary term.
+    pub fn resolve(&self, id: TermId) -> Resolution {
+        // An obsolete stanza's own `replaced_by` wins; some obsolete ids are also listed as
+        // an alt id of their successor, which then serves when no replacement is named.
+        let alt = self.alt_ids.get(&id).copied();
+        match (self.term(id), alt) {
+            (Some(term), _) if !term.obsolete => Resolution::Current(id),
+            (Some(term), alt) => match (term.replaced_by, alt) {
+                (Some(replacement), _) => Resolution::ObsoleteReplaced(replacement),
+                (None, Some(primary)) => Resolution::AltId(primary),
+                (None, None) => Resolution::Obsolete(id),
+            },
+            (None, Some(primary)) => Resolution::AltId(primary),
+            (None, None) => Resolution::Unknown(id),
+        }
+    }
+
+    /// The acknowledgement the HPO license asks services to display, with the version.
+    pub fn attribution(&self) -> String {
+        format!(
+            "This service is using the Human Phenotype Ontology (version {}). \
+             Find out more at http://www.human-phenotype-ontology.org",
+            self.version
+        )
+    }
+}
+
+struct OboParser<'a> {
+    source_name: &'a str,
+    line_number: usize,
+    version: Option<String>,
+    terms: Vec<Term>,
+    alt_ids: Vec<(TermId, TermId)>,
+    current: Option<Term>,
+    in_term: bool,
+}
+
+impl OboParser<'_> {
+    fn error(&self, message: String) -> OntologyError {
+        OntologyError::Format {
+            source_name: self.source_name.to_owned(),
+            line: self.line_number,
+            message,
+        }
+    }
+
+    fn term_id(&self, text: &str) -> Result<TermId, OntologyError> {
+        // Values may carry a trailing comment (`HP:0000118 ! Phenotypic abnormality`).
+        let text = text.split_once(" !").map_or(text, |(id, _)| id).trim();
+        TermId::parse(text).map_err(|e| self.error(e.0))
+    }
+
+    fn line(&mut self, line: &str) -> Result<(), OntologyError> {
+        if line.starts_with('[') {
+            self.close_term()?;
+            self.in_term = line == "[Term]";
+            return Ok(());
+        }
+        let Some((tag, value)) = line.split_once(':') else {
+            return Ok(());
+        };
+        let value = value.trim();
+        if self.current.is_none() && !self.in_term {
+            if tag == "data-version" {
+                let version = value.rsplit('/').next().unwrap_or(value);
+                self.version = Some(version.to_owned());
+            }
+            return Ok(());
+        }
+        if !self.in_term {
+            return Ok(());
+        }
+        if tag == "id" {
+            if self.current.is_some() {
+                return Err(self.error("a second id in one [Term] stanza".to_owned()));
+            }
+            let id = self.term_id(value)?;
+            self.current = Some(Term {
+                id,
+                name: String::new(),
+                synonyms: Vec::new(),
+                parents: Vec::new(),
+                obsolete: false,
+                replaced_by: None,
+            });
+            return Ok(());
+        }
+        let Some(term_id) = self.current.as_ref().map(|t| t.id) else {
+            return Err(self.error(format!("'{tag}' before the stanza's id")));
+        };
+        match tag {
+            "name" => self.with_term(|t| t.name = value.to_owned()),
+            "synonym" => {
+                // synonym: "text" SCOPE [xrefs]
+                if let Some(rest) = value.strip_prefix('"')
+                    && let Some(end) = rest.find('"')
+                {
+                    let text = rest[..end].to_owned();
+                    self.with_term(|t| t.synonyms.push(text));
+                }
+            }
+            "is_a" => {
+                let parent = self.term_id(value)?;
+                self.with_term(|t| t.parents.push(parent));
+            }
+            "alt_id" => {
+                let alt = self.term_id(value)?;
+                self.alt_ids.push((alt, term_id));
+            }
+            "is_obsolete" => {
+                let obsolete = value == "true";
+                self.with_term(|t| t.obsolete = obsolete);
+            }
+            "replaced_by" => {
+                // Only HPO replacements are usable for HPO search.
+                if let Ok(replacement) = self.term_id(value) {
+                    self.with_term(|t| t.replaced_by = Some(replacement));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn with_term(&mut self, f: impl FnOnce(&mut Term)) {
+        if let Some(term) = self.current.as_mut() {
+            f(term);
+        }
+    }
+
+    fn close_term(&mut self) -> Result<(), OntologyError> {
+        if let Some(term) = self.current.take() {
+            if term.name.is_empty() {
+                return Err(self.error(format!("term {} has no name", term.id)));
+            }
+            self.terms.push(term);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Ontology, OntologyError> {
+        self.close_term()?;
+        let Some(version) = self.version.take() else {
+            return Err(self.error("no 'data-version' header: not an HPO release".to_owned()));
+        };
+        if self.terms.is_empty() {
+            return Err(self.error("no [Term] stanzas".to_owned()));
+        }
+        let by_id: HashMap<TermId, usize> =
+            self.terms.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
+        if by_id.len() != self.terms.len() {
+            return Err(self.error("a term id occurs in more than one stanza".to_owned()));
+        }
+        Ok(Ontology {
+            version,
+            source: self.source_name.to_owned(),
+            terms: self.terms,
+            by_id,
+            alt_ids: self.alt_ids.into_iter().collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "format-version: 1.2\n\
+data-version: hp/releases/2025-01-16\n\
+\n\
+[Term]\n\
+id: HP:0000001\n\
+name: All\n\
+\n\
+[Term]\n\
+id: HP:0000118\n\
+name: Phenotypic abnormality\n\
+alt_id: HP:0000005\n\
+synonym: \"Organ abnormality\" EXACT []\n\
+is_a: HP:0000001 ! All\n\
+\n\
+[Term]\n\
+id: HP:0000006\n\
+name: obsolete thing\n\
+is_obsolete: true\n\
+replaced_by: HP:0000118\n\
+\n\
+[Term]\n\
+id: HP:0000007\n\
+name: obsolete other\n\
+is_obsolete: true\n\
+consider: HP:0000118\n\
+\n\
+[Typedef]\n\
+id: part_of\n\
+name: part of\n";
+
+    #[test]
+    fn parses_terms_and_resolves_ids() {
+        let hpo = Ontology::from_reader(SAMPLE.as_bytes(), "sample").unwrap();
+        assert_eq!(hpo.version(), "2025-01-16");
+        assert_eq!(hpo.term_count(), 4);
+        let pa = hpo.term(TermId(118)).unwrap();
+        assert_eq!(pa.name, "Phenotypic abnormality");
+        assert_eq!(pa.parents, vec![TermId(1)]);
+        assert_eq!(pa.synonyms, vec!["Organ abnormality".to_owned()]);
+        assert_eq!(hpo.resolve(TermId(118)), Resolution::Current(TermId(118)));
+        assert_eq!(hpo.resolve(TermId(5)), Resolution::AltId(TermId(118)));
+        assert_eq!(hpo.resolve(TermId(6)), Resolution::ObsoleteReplaced(TermId(118)));
+        assert_eq!(hpo.resolve(TermId(7)), Resolution::Obsolete(TermId(7)));
+        assert_eq!(hpo.resolve(TermId(9_999_999)), Resolution::Unknown(TermId(9_999_999)));
+    }
+
+    #[test]
+    fn rejects_files_that_are_not_hpo_releases() {
+        assert!(Ontology::from_reader("".as_bytes(), "empty").is_err());
+        let no_version = "[Term]\nid: HP:0000001\nname: All\n";
+        assert!(Ontology::from_reader(no_version.as_bytes(), "x").is_err());
+        let bad_id = "data-version: hp/releases/x\n[Term]\nid: HP:1\nname: All\n";
+        let err = Ontology::from_reader(bad_id.as_bytes(), "x").unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn embedded_release_loads() {
+        let hpo = Ontology::embedded().unwrap();
+        assert_eq!(hpo.version(), "2025-01-16");
+        // Counted in the release itself (see data/README.md): 19,484 [Term] stanzas.
+        assert_eq!(hpo.term_count(), 19_484);
+        let calcinosis = hpo.term(TermId::parse("HP:0025520").unwrap()).unwrap();
+        assert!(!calcinosis.name.is_empty());
+    }
+}

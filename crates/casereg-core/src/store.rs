@@ -1,0 +1,720 @@
+//! The sled-backed case store.
+//!
+//! Trees (all keys are bytes, see ARCHITECTURE.md "Storage encoding"):
+//! - `cases`: case id (16 ASCII hex bytes) → the current version, a protobuf `StoredCase`.
+//! - `versions`: case id + version (8 bytes big-endian) → every version ever stored,
+//!   append-only, so retraction and updates never lose history.
+//! - `meta`: `format` → [`FORMAT`]; `count.active` / `count.retracted` → u64 big-endian.
+//!
+//! Architecture invariant: every write is one sled transaction over these trees followed by
+//! `Db::flush()` before the method returns, so an acknowledged write survives a crash of the
+//! process (not of the machine: see ARCHITECTURE.md).
+
+use std::path::Path;
+
+use base64::Engine as _;
+use prost::Message as _;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, abort,
+};
+use sled::{Transactional as _, Tree};
+
+use crate::case::{CaseDigest, CaseDraft, CaseRecord, CaseStatus, UnixMicros};
+use crate::error::{CoreError, FieldViolation, Result};
+use crate::ids::{CaseId, CenterId, ExternalId};
+use crate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_REASON_BYTES};
+
+/// Identifies the on-disk layout; a data directory with another value is refused.
+pub const FORMAT: &[u8] = b"casereg-store-1";
+
+const TREE_CASES: &str = "cases";
+const TREE_VERSIONS: &str = "versions";
+const TREE_META: &str = "meta";
+const KEY_FORMAT: &[u8] = b"format";
+const KEY_ACTIVE: &[u8] = b"count.active";
+const KEY_RETRACTED: &[u8] = b"count.retracted";
+/// Prefix of page tokens, so a token from another listing or version is recognised.
+const PAGE_TOKEN_PREFIX: &str = "c1:";
+
+/// The on-disk form of a case (a protobuf message, so fields can be added compatibly).
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredCase {
+    #[prost(string, tag = "1")]
+    case_id: String,
+    #[prost(string, tag = "2")]
+    center_id: String,
+    #[prost(uint64, tag = "3")]
+    version: u64,
+    #[prost(int64, tag = "4")]
+    created_micros: i64,
+    #[prost(int64, tag = "5")]
+    updated_micros: i64,
+    /// 1 active, 2 retracted.
+    #[prost(uint32, tag = "6")]
+    status: u32,
+    #[prost(string, tag = "7")]
+    retraction_reason: String,
+    #[prost(string, tag = "8")]
+    external_id: String,
+    /// The encoded phenopacket as submitted.
+    #[prost(bytes = "vec", tag = "9")]
+    record: Vec<u8>,
+    #[prost(int32, tag = "10")]
+    sex: i32,
+    #[prost(string, repeated, tag = "11")]
+    diseases: Vec<String>,
+    #[prost(uint32, tag = "12")]
+    present_features: u32,
+    #[prost(uint32, tag = "13")]
+    excluded_features: u32,
+}
+
+const STATUS_ACTIVE: u32 = 1;
+const STATUS_RETRACTED: u32 = 2;
+
+impl StoredCase {
+    fn from_record(case: &CaseRecord) -> Self {
+        Self {
+            case_id: case.id.as_str().to_owned(),
+            center_id: case.center.as_str().to_owned(),
+            version: case.version,
+            created_micros: case.created.0,
+            updated_micros: case.updated.0,
+            status: match case.status {
+                CaseStatus::Active => STATUS_ACTIVE,
+                CaseStatus::Retracted => STATUS_RETRACTED,
+            },
+            retraction_reason: case.retraction_reason.clone(),
+            external_id: case.external_id.as_str().to_owned(),
+            record: case.record.clone(),
+            sex: case.digest.sex,
+            diseases: case.digest.diseases.clone(),
+            present_features: case.digest.present_features,
+            excluded_features: case.digest.excluded_features,
+        }
+    }
+
+    fn into_record(self) -> Result<CaseRecord> {
+        let corrupt = |what: &str, e: String| CoreError::Corrupt(format!("{what}: {e}"));
+        Ok(CaseRecord {
+            id: CaseId::parse(&self.case_id).map_err(|e| corrupt("case id", e.0))?,
+            center: CenterId::parse(&self.center_id).map_err(|e| corrupt("center id", e.0))?,
+            version: self.version,
+            created: UnixMicros(self.created_micros),
+            updated: UnixMicros(self.updated_micros),
+            status: match self.status {
+                STATUS_ACTIVE => CaseStatus::Active,
+                STATUS_RETRACTED => CaseStatus::Retracted,
+                other => return Err(corrupt("status", other.to_string())),
+            },
+            retraction_reason: self.retraction_reason,
+            external_id: ExternalId::parse(&self.external_id)
+                .map_err(|e| corrupt("external id", e.0))?,
+            record: self.record,
+            digest: CaseDigest {
+                sex: self.sex,
+                diseases: self.diseases,
+                present_features: self.present_features,
+                excluded_features: self.excluded_features,
+            },
+        })
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<CaseRecord> {
+    StoredCase::decode(bytes)
+        .map_err(|e| CoreError::Corrupt(format!("case record: {e}")))?
+        .into_record()
+}
+
+fn encode(case: &CaseRecord) -> Vec<u8> {
+    StoredCase::from_record(case).encode_to_vec()
+}
+
+fn version_key(id: &CaseId, version: u64) -> [u8; CaseId::LEN + 8] {
+    let mut key = [0u8; CaseId::LEN + 8];
+    key[..CaseId::LEN].copy_from_slice(id.as_bytes());
+    key[CaseId::LEN..].copy_from_slice(&version.to_be_bytes());
+    key
+}
+
+/// Case counts by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Active cases.
+    pub active: u64,
+    /// Retracted cases.
+    pub retracted: u64,
+}
+
+/// Result of a create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The stored case.
+    pub case: CaseRecord,
+    /// False when the identical record was already stored.
+    pub created: bool,
+}
+
+/// Result of an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Updated {
+    /// The case after the call.
+    pub case: CaseRecord,
+    /// False when the record equalled the stored one (no version added).
+    pub changed: bool,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Cases in id order.
+    pub cases: Vec<CaseRecord>,
+    /// Token for the next page; `None` on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// The registry's durable state.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    cases: Tree,
+    versions: Tree,
+    meta: Tree,
+}
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<CoreError>>;
+
+fn tx_error(e: TransactionError<CoreError>) -> CoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => CoreError::Storage(e),
+    }
+}
+
+fn read_case(tree: &TransactionalTree, id: &CaseId) -> TxResult<Option<CaseRecord>> {
+    match tree.get(id.as_bytes())? {
+        None => Ok(None),
+        Some(bytes) => decode(&bytes).map(Some).or_else(abort),
+    }
+}
+
+fn add_count(meta: &TransactionalTree, key: &[u8], delta: i64) -> TxResult<()> {
+    let current = match meta.get(key)? {
+        Some(bytes) => read_u64(&bytes).or_else(abort)?,
+        None => 0,
+    };
+    let next = current.checked_add_signed(delta).ok_or_else(|| {
+        ConflictableTransactionError::Abort(CoreError::Corrupt(format!(
+            "counter {} would leave the u64 range",
+            String::from_utf8_lossy(key)
+        )))
+    })?;
+    meta.insert(key, &next.to_be_bytes())?;
+    Ok(())
+}
+
+fn read_u64(bytes: &[u8]) -> Result<u64> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| CoreError::Corrupt(format!("counter of {} bytes", bytes.len())))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+fn write_version(
+    cases: &TransactionalTree,
+    versions: &TransactionalTree,
+    case: &CaseRecord,
+) -> TxResult<()> {
+    let bytes = encode(case);
+    cases.insert(case.id.as_bytes(), bytes.as_slice())?;
+    versions.insert(&version_key(&case.id, case.version), bytes)?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(path).open()?;
+        Self::from_db(db)
+    }
+
+    /// A store in a temporary directory that is deleted when dropped (tests, tools).
+    pub fn temporary() -> Result<Self> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Self> {
+        let meta = db.open_tree(TREE_META)?;
+        match meta.get(KEY_FORMAT)? {
+            Some(format) if format.as_ref() == FORMAT => {}
+            Some(other) => {
+                return Err(CoreError::Corrupt(format!(
+                    "data directory has format {:?}; this server reads {:?}",
+                    String::from_utf8_lossy(&other),
+                    String::from_utf8_lossy(FORMAT)
+                )));
+            }
+            None => {
+                meta.insert(KEY_FORMAT, FORMAT)?;
+                db.flush()?;
+            }
+        }
+        Ok(Self {
+            cases: db.open_tree(TREE_CASES)?,
+            versions: db.open_tree(TREE_VERSIONS)?,
+            meta,
+            db,
+        })
+    }
+
+    /// Makes every write so far durable against a process crash (`sled::Db::flush`).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Stores a new case for `center`. Idempotent: the identical record under the same id
+    /// returns the stored case with `created == false`; a different record under a stored id
+    /// is refused with [`CoreError::AlreadyExists`].
+    pub fn create(&self, center: &CenterId, draft: CaseDraft, now: UnixMicros) -> Result<Created> {
+        let id = CaseId::derive(center, &draft.external_id);
+        let outcome = (&self.cases, &self.versions, &self.meta)
+            .transaction(|(cases, versions, meta)| {
+                if let Some(existing) = read_case(cases, &id)? {
+                    return existing_on_create(existing, &draft).or_else(abort);
+                }
+                let case = CaseRecord {
+                    id,
+                    center: center.clone(),
+                    version: 1,
+                    created: now,
+                    updated: now,
+                    status: CaseStatus::Active,
+                    retraction_reason: String::new(),
+                    external_id: draft.external_id.clone(),
+                    record: draft.record.clone(),
+                    digest: draft.digest.clone(),
+                };
+                write_version(cases, versions, &case)?;
+                add_count(meta, KEY_ACTIVE, 1)?;
+                Ok(Created {
+                    case,
+                    created: true,
+                })
+            })
+            .map_err(tx_error)?;
+        if outcome.created {
+            self.flush()?;
+        }
+        Ok(outcome)
+    }
+
+    /// Reads a case: the current version, or `version` when given. Retracted cases are
+    /// [`CoreError::NotFound`] unless `include_retracted`.
+    pub fn get(&self, id: &CaseId, version: Option<u64>, include_retracted: bool) -> Result<CaseRecord> {
+        let current = match self.cases.get(id.as_bytes())? {
+            Some(bytes) => decode(&bytes)?,
+            None => {
+                return Err(CoreError::NotFound {
+                    case_id: *id,
+                    detail: String::new(),
+                });
+            }
+        };
+        if current.status == CaseStatus::Retracted && !include_retracted {
+            return Err(CoreError::NotFound {
+                case_id: *id,
+                detail: " (it is retracted; ask with include_retracted to read it)".to_owned(),
+            });
+        }
+        match version {
+            None => Ok(current),
+            Some(v) if v == current.version => Ok(current),
+            Some(v) => match self.versions.get(version_key(id, v))? {
+                Some(bytes) => decode(&bytes),
+                None => Err(CoreError::NotFound {
+                    case_id: *id,
+                    detail: format!(" at version {v} (current version is {})", current.version),
+                }),
+            },
+        }
+    }
+
+    /// Replaces the record of an active case, if `expected_version` is still current.
+    pub fn update(
+        &self,
+        id: &CaseId,
+        expected_version: u64,
+        draft: CaseDraft,
+        now: UnixMicros,
+    ) -> Result<Updated> {
+        let outcome = (&self.cases, &self.versions)
+            .transaction(|(cases, versions)| {
+                let Some(current) = read_case(cases, id)? else {
+                    return abort(CoreError::NotFound {
+                        case_id: *id,
+                        detail: String::new(),
+                    });
+                };
+                if current.version != expected_version {
+                    return abort(CoreError::VersionConflict {
+                        case_id: *id,
+                        expected: expected_version,
+                        current: current.version,
+                    });
+                }
+                if current.status == CaseStatus::Retracted {
+                    return abort(CoreError::FailedPrecondition(format!(
+                        "case {id} is retracted; a retracted case cannot be updated"
+                    )));
+                }
+                if current.external_id != draft.external_id {
+                    return abort(CoreError::Invalid(vec![FieldViolation::new(
+                        "phenopacket.id",
+                        format!(
+                            "must stay {:?} (the id the case was created with), got {:?}",
+                            current.external_id.as_str(),
+                            draft.external_id.as_str()
+                        ),
+                    )]));
+                }
+                if current.record == draft.record {
+                    return Ok(Updated {
+                        case: current,
+                        changed: false,
+                    });
+                }
+                let case = CaseRecord {
+                    version: current.version + 1,
+                    updated: now,
+                    record: draft.record.clone(),
+                    digest: draft.digest.clone(),
+                    ..current
+                };
+                write_version(cases, versions, &case)?;
+                Ok(Updated {
+                    case,
+                    changed: true,
+                })
+            })
+            .map_err(tx_error)?;
+        if outcome.changed {
+            self.flush()?;
+        }
+        Ok(outcome)
+    }
+
+    /// Retracts a case (adds a version with status retracted). Retracting a retracted case
+    /// changes nothing. With `expected_version`, refuses unless it is current.
+    pub fn retract(
+        &self,
+        id: &CaseId,
+        expected_version: Option<u64>,
+        reason: &str,
+        now: UnixMicros,
+    ) -> Result<CaseRecord> {
+        if reason.len() > MAX_REASON_BYTES {
+            return Err(CoreError::Invalid(vec![FieldViolation::new(
+                "reason",
+                format!(
+                    "is {} bytes long; the limit is {MAX_REASON_BYTES} bytes",
+                    reason.len()
+                ),
+            )]));
+        }
+        let (case, changed) = (&self.cases, &self.versions, &self.meta)
+            .transaction(|(cases, versions, meta)| {
+                let Some(current) = read_case(cases, id)? else {
+                    return abort(CoreError::NotFound {
+                        case_id: *id,
+                        detail: String::new(),
+                    });
+                };
+                if let Some(expected) = expected_version
+                    && expected != current.version
+                {
+                    return abort(CoreError::VersionConflict {
+                        case_id: *id,
+                        expected,
+                        current: current.version,
+                    });
+                }
+                if current.status == CaseStatus::Retracted {
+                    return Ok((current, false));
+                }
+                let case = CaseRecord {
+                    version: current.version + 1,
+                    updated: now,
+                    status: CaseStatus::Retracted,
+                    retraction_reason: reason.to_owned(),
+                    ..current
+                };
+                write_version(cases, versions, &case)?;
+                add_count(meta, KEY_ACTIVE, -1)?;
+                add_count(meta, KEY_RETRACTED, 1)?;
+                Ok((case, true))
+            })
+            .map_err(tx_error)?;
+        if changed {
+            self.flush()?;
+        }
+        Ok(case)
+    }
+
+    /// One page of cases in id order, after the position `page_token` names.
+    /// `page_size` 0 means [`DEFAULT_PAGE_SIZE`]; above [`MAX_PAGE_SIZE`] is an error.
+    pub fn list(&self, page_size: u32, page_token: &str, include_retracted: bool) -> Result<Page> {
+        let limit = checked_page_size(page_size)?;
+        let start = if page_token.is_empty() {
+            None
+        } else {
+            Some(decode_page_token(page_token)?)
+        };
+        let range = match &start {
+            // Keys are fixed-length, so "after id" is "from id + 0x00".
+            Some(after) => {
+                let mut from = after.as_bytes().to_vec();
+                from.push(0);
+                self.cases.range(from..)
+            }
+            None => self.cases.range::<&[u8], _>(..),
+        };
+        let mut cases = Vec::with_capacity(limit);
+        let mut more = false;
+        for entry in range {
+            let (_, bytes) = entry?;
+            let case = decode(&bytes)?;
+            if case.status == CaseStatus::Retracted && !include_retracted {
+                continue;
+            }
+            if cases.len() == limit {
+                more = true;
+                break;
+            }
+            cases.push(case);
+        }
+        let next_page_token = match cases.last() {
+            Some(last) if more => Some(encode_page_token(&last.id)),
+            _ => None,
+        };
+        Ok(Page {
+            cases,
+            next_page_token,
+        })
+    }
+
+    /// Case counts by status.
+    pub fn counts(&self) -> Result<Counts> {
+        let read = |key: &[u8]| -> Result<u64> {
+            match self.meta.get(key)? {
+                Some(bytes) => read_u64(&bytes),
+                None => Ok(0),
+            }
+        };
+        Ok(Counts {
+            active: read(KEY_ACTIVE)?,
+            retracted: read(KEY_RETRACTED)?,
+        })
+    }
+}
+
+fn existing_on_create(existing: CaseRecord, draft: &CaseDraft) -> Result<Created> {
+    if existing.external_id != draft.external_id {
+        // Two record ids hashing to the same 64-bit case id: refuse rather than overwrite.
+        return Err(CoreError::AlreadyExists {
+            case_id: existing.id,
+            message: format!(
+                "case id {} is taken by record {:?}; rename record {:?}",
+                existing.id,
+                existing.external_id.as_str(),
+                draft.external_id.as_str()
+            ),
+        });
+    }
+    if existing.status == CaseStatus::Retracted {
+        return Err(CoreError::AlreadyExists {
+            case_id: existing.id,
+            message: format!(
+                "record {:?} was stored as case {} and retracted; retracted cases stay for audit and cannot be created again",
+                draft.external_id.as_str(),
+                existing.id
+            ),
+        });
+    }
+    if existing.record == draft.record {
+        return Ok(Created {
+            case: existing,
+            created: false,
+        });
+    }
+    Err(CoreError::AlreadyExists {
+        case_id: existing.id,
+        message: format!(
+            "record {:?} is already stored as case {} (version {}) with different content; use UpdateCase with expected_version {}",
+            draft.external_id.as_str(),
+            existing.id,
+            existing.version,
+            existing.version
+        ),
+    })
+}
+
+fn checked_page_size(page_size: u32) -> Result<usize> {
+    match page_size {
+        0 => Ok(DEFAULT_PAGE_SIZE as usize),
+        n if n > MAX_PAGE_SIZE => Err(CoreError::Invalid(vec![FieldViolation::new(
+            "page_size",
+            format!("is {n}; the limit is {MAX_PAGE_SIZE} (0 means the default, {DEFAULT_PAGE_SIZE})"),
+        )])),
+        n => Ok(n as usize),
+    }
+}
+
+fn encode_page_token(last: &CaseId) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{PAGE_TOKEN_PREFIX}{last}"))
+}
+
+fn decode_page_token(token: &str) -> Result<CaseId> {
+    let invalid = || {
+        CoreError::Invalid(vec![FieldViolation::new(
+            "page_token",
+            "is not a token returned by this listing; pass next_page_token unchanged or leave it empty",
+        )])
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
+    let id = text.strip_prefix(PAGE_TOKEN_PREFIX).ok_or_else(invalid)?;
+    CaseId::parse(id).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(external: &str, record: &[u8]) -> CaseDraft {
+        CaseDraft {
+            external_id: ExternalId::parse(external).unwrap(),
+            record: record.to_vec(),
+            digest: CaseDigest::default(),
+            hpo_terms: Vec::new(),
+        }
+    }
+
+    fn center() -> CenterId {
+        CenterId::parse("center-a").unwrap()
+    }
+
+    #[test]
+    fn create_is_idempotent_and_refuses_changed_content() {
+        let store = Store::temporary().unwrap();
+        let first = store.create(&center(), draft("p1", b"one"), UnixMicros(1)).unwrap();
+        assert!(first.created);
+        assert_eq!(first.case.version, 1);
+        let again = store.create(&center(), draft("p1", b"one"), UnixMicros(2)).unwrap();
+        assert!(!again.created);
+        assert_eq!(again.case, first.case);
+        let err = store.create(&center(), draft("p1", b"two"), UnixMicros(3)).unwrap_err();
+        assert!(matches!(err, CoreError::AlreadyExists { .. }), "{err}");
+        assert_eq!(store.get(&first.case.id, None, false).unwrap().record, b"one");
+        assert_eq!(store.counts().unwrap(), Counts { active: 1, retracted: 0 });
+    }
+
+    #[test]
+    fn update_needs_the_current_version_and_keeps_history() {
+        let store = Store::temporary().unwrap();
+        let id = store.create(&center(), draft("p1", b"v1"), UnixMicros(1)).unwrap().case.id;
+        let updated = store.update(&id, 1, draft("p1", b"v2"), UnixMicros(2)).unwrap();
+        assert!(updated.changed);
+        assert_eq!(updated.case.version, 2);
+        let stale = store.update(&id, 1, draft("p1", b"v3"), UnixMicros(3)).unwrap_err();
+        assert!(matches!(stale, CoreError::VersionConflict { current: 2, .. }), "{stale}");
+        let same = store.update(&id, 2, draft("p1", b"v2"), UnixMicros(4)).unwrap();
+        assert!(!same.changed);
+        assert_eq!(store.get(&id, None, false).unwrap().record, b"v2");
+        assert_eq!(store.get(&id, Some(1), false).unwrap().record, b"v1");
+        let renamed = store.update(&id, 2, draft("p2", b"v3"), UnixMicros(5)).unwrap_err();
+        assert!(matches!(renamed, CoreError::Invalid(_)), "{renamed}");
+    }
+
+    #[test]
+    fn retraction_hides_but_keeps_the_case() {
+        let store = Store::temporary().unwrap();
+        let id = store.create(&center(), draft("p1", b"v1"), UnixMicros(1)).unwrap().case.id;
+        let stale = store.retract(&id, Some(7), "", UnixMicros(2)).unwrap_err();
+        assert!(matches!(stale, CoreError::VersionConflict { .. }));
+        let retracted = store.retract(&id, Some(1), "duplicate", UnixMicros(2)).unwrap();
+        assert_eq!(retracted.status, CaseStatus::Retracted);
+        assert_eq!(retracted.version, 2);
+        assert!(matches!(store.get(&id, None, false), Err(CoreError::NotFound { .. })));
+        let kept = store.get(&id, None, true).unwrap();
+        assert_eq!((kept.record.as_slice(), kept.retraction_reason.as_str()), (&b"v1"[..], "duplicate"));
+        assert_eq!(store.retract(&id, None, "again", UnixMicros(3)).unwrap().version, 2);
+        assert_eq!(store.counts().unwrap(), Counts { active: 0, retracted: 1 });
+        assert!(matches!(
+            store.update(&id, 2, draft("p1", b"v3"), UnixMicros(4)),
+            Err(CoreError::FailedPrecondition(_))
+        ));
+        assert!(matches!(
+            store.create(&center(), draft("p1", b"v1"), UnixMicros(5)),
+            Err(CoreError::AlreadyExists { .. })
+        ));
+    }
+
+    #[test]
+    fn listing_pages_through_every_active_case_once() {
+        let store = Store::temporary().unwrap();
+        let mut ids = Vec::new();
+        for i in 0..23 {
+            let created = store
+                .create(&center(), draft(&format!("p{i}"), b"x"), UnixMicros(1))
+                .unwrap();
+            ids.push(created.case.id);
+        }
+        store.retract(&ids[5], None, "", UnixMicros(2)).unwrap();
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = store.list(4, &token, false).unwrap();
+            assert!(page.cases.len() <= 4);
+            seen.extend(page.cases.iter().map(|c| c.id));
+            match page.next_page_token {
+                Some(next) => token = next,
+                None => break,
+            }
+        }
+        let mut expected: Vec<CaseId> = ids.iter().copied().filter(|id| *id != ids[5]).collect();
+        expected.sort();
+        assert_eq!(seen, expected);
+        assert_eq!(store.list(0, "", true).unwrap().cases.len(), 23);
+    }
+
+    #[test]
+    fn listing_limits_are_enforced() {
+        let store = Store::temporary().unwrap();
+        assert!(store.list(MAX_PAGE_SIZE, "", false).is_ok());
+        assert!(matches!(
+            store.list(MAX_PAGE_SIZE + 1, "", false),
+            Err(CoreError::Invalid(v)) if v[0].field == "page_size"
+        ));
+        assert!(matches!(
+            store.list(10, "not-a-token", false),
+            Err(CoreError::Invalid(v)) if v[0].field == "page_token"
+        ));
+    }
+
+    #[test]
+    fn data_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let store = Store::open(dir.path()).unwrap();
+            store.create(&center(), draft("p1", b"v1"), UnixMicros(1)).unwrap().case.id
+        };
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.get(&id, None, false).unwrap().record, b"v1");
+        assert_eq!(store.counts().unwrap().active, 1);
+    }
+}

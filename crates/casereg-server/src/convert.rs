@@ -1,0 +1,357 @@
+//! Wire ↔ domain conversion: the only place that reads phenopacket structure.
+//!
+//! Inbound, a `Phenopacket` becomes a [`CaseDraft`] after every check the record must pass,
+//! with all problems collected (not just the first) as field violations whose paths use the
+//! record's JSON spelling (`phenopacket.phenotypicFeatures[2].type.id`). Two passes:
+//! - a reflective walk over every field of the record (so no field can be forgotten when the
+//!   schema grows): string lengths and the id of every `OntologyClass`;
+//! - typed checks of what the Phenopacket schema requires, and the listing digest.
+
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+use casereg_core::case::{CaseDigest, CaseDraft, CaseRecord, CaseStatus, OntologyRef, TermNote, UnixMicros};
+use casereg_core::case::{check_ontology_refs, push_violation};
+use casereg_core::ids::ExternalId;
+use casereg_core::limits::{MAX_ID_BYTES, MAX_RECORD_BYTES, MAX_TEXT_BYTES};
+use casereg_core::ontology::{Ontology, Resolution};
+use casereg_core::{CoreError, FieldViolation};
+use casereg_proto::v1 as pb;
+use prost::Message as _;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage as _, Value};
+
+/// Full protobuf name of the ontology class message, found by the reflective walk.
+const ONTOLOGY_CLASS: &str = "casereg.v1.OntologyClass";
+
+/// The `Phenopacket` message descriptor from the compiled contract.
+static PHENOPACKET_DESCRIPTOR: LazyLock<Result<MessageDescriptor, String>> = LazyLock::new(|| {
+    let pool = DescriptorPool::decode(casereg_proto::FILE_DESCRIPTOR_SET)
+        .map_err(|e| format!("descriptor set: {e}"))?;
+    pool.get_message_by_name("casereg.v1.Phenopacket")
+        .ok_or_else(|| "casereg.v1.Phenopacket missing from the descriptor set".to_owned())
+});
+
+/// Checks a submitted phenopacket and turns it into a draft, or explains every problem.
+/// `field` is the request field that holds the record (`phenopacket`).
+pub fn phenopacket_to_draft(
+    phenopacket: Option<&pb::Phenopacket>,
+    field: &str,
+    hpo: &Ontology,
+    strict_terms: bool,
+) -> Result<(CaseDraft, Vec<TermNote>), CoreError> {
+    let Some(phenopacket) = phenopacket else {
+        return Err(CoreError::Invalid(vec![FieldViolation::new(field, "is required")]));
+    };
+    let record = phenopacket.encode_to_vec();
+    if record.len() > MAX_RECORD_BYTES {
+        return Err(CoreError::Invalid(vec![FieldViolation::new(
+            field,
+            format!(
+                "encodes to {} bytes; the limit is {MAX_RECORD_BYTES} bytes",
+                record.len()
+            ),
+        )]));
+    }
+    let mut violations = Vec::new();
+    let mut refs = Vec::new();
+    let descriptor = PHENOPACKET_DESCRIPTOR
+        .as_ref()
+        .map_err(|e| CoreError::Corrupt(e.clone()))?;
+    let dynamic = DynamicMessage::decode(descriptor.clone(), record.as_slice())
+        .map_err(|e| CoreError::Corrupt(format!("re-decoding the record: {e}")))?;
+    let mut path = field.to_owned();
+    walk(&dynamic, &mut path, &mut refs, &mut violations);
+
+    check_required(phenopacket, field, &mut violations);
+    let external_id = match ExternalId::parse(&phenopacket.id) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            push_violation(&mut violations, FieldViolation::new(format!("{field}.id"), e.0));
+            None
+        }
+    };
+    let (hpo_terms, notes) = check_ontology_refs(hpo, &refs, strict_terms, &mut violations);
+    match external_id {
+        Some(external_id) if violations.is_empty() => Ok((
+            CaseDraft {
+                external_id,
+                record,
+                digest: digest(phenopacket),
+                hpo_terms,
+            },
+            notes,
+        )),
+        _ => Err(CoreError::Invalid(violations)),
+    }
+}
+
+/// Visits every set field: bounds each string, collects each ontology class id.
+fn walk(
+    message: &DynamicMessage,
+    path: &mut String,
+    refs: &mut Vec<OntologyRef>,
+    violations: &mut Vec<FieldViolation>,
+) {
+    if message.descriptor().full_name() == ONTOLOGY_CLASS {
+        let id = message
+            .get_field_by_name("id")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if id.is_empty() {
+            push_violation(violations, FieldViolation::new(format!("{path}.id"), "is required"));
+        } else {
+            refs.push(OntologyRef {
+                field: format!("{path}.id"),
+                id,
+            });
+        }
+    }
+    for (field, value) in message.fields() {
+        let len = path.len();
+        path.push('.');
+        path.push_str(field.json_name());
+        let is_id = field.name() == "id" || field.name().ends_with("_id");
+        walk_value(value, is_id, path, refs, violations);
+        path.truncate(len);
+    }
+}
+
+fn walk_value(
+    value: &Value,
+    is_id: bool,
+    path: &mut String,
+    refs: &mut Vec<OntologyRef>,
+    violations: &mut Vec<FieldViolation>,
+) {
+    match value {
+        Value::String(text) => {
+            let limit = if is_id { MAX_ID_BYTES } else { MAX_TEXT_BYTES };
+            if text.len() > limit {
+                push_violation(
+                    violations,
+                    FieldViolation::new(
+                        path.clone(),
+                        format!("is {} bytes long; the limit is {limit} bytes", text.len()),
+                    ),
+                );
+            }
+        }
+        Value::Message(inner) => walk(inner, path, refs, violations),
+        Value::List(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                let _ = write!(path, "[{i}]");
+                walk_value(item, is_id, path, refs, violations);
+                path.truncate(len);
+            }
+        }
+        Value::Map(entries) => {
+            for (key, item) in entries {
+                let len = path.len();
+                let _ = write!(path, "[{key:?}]");
+                walk_value(item, is_id, path, refs, violations);
+                path.truncate(len);
+            }
+        }
+        Value::Bool(_)
+        | Value::I32(_)
+        | Value::I64(_)
+        | Value::U32(_)
+        | Value::U64(_)
+        | Value::F32(_)
+        | Value::F64(_)
+        | Value::Bytes(_)
+        | Value::EnumNumber(_) => {}
+    }
+}
+
+/// What the Phenopacket schema marks as required, element by element.
+fn check_required(p: &pb::Phenopacket, field: &str, violations: &mut Vec<FieldViolation>) {
+    let mut require = |present: bool, path: String, what: &str| {
+        if !present {
+            push_violation(violations, FieldViolation::new(path, format!("is required: {what}")));
+        }
+    };
+    require(
+        p.meta_data.is_some(),
+        format!("{field}.metaData"),
+        "who created the record, when, and with which ontology versions",
+    );
+    if let Some(subject) = &p.subject {
+        require(!subject.id.is_empty(), format!("{field}.subject.id"), "the subject's id");
+    }
+    for (i, feature) in p.phenotypic_features.iter().enumerate() {
+        require(
+            feature.r#type.is_some(),
+            format!("{field}.phenotypicFeatures[{i}].type"),
+            "the phenotype (an HPO term)",
+        );
+    }
+    for (i, disease) in p.diseases.iter().enumerate() {
+        require(disease.term.is_some(), format!("{field}.diseases[{i}].term"), "the disease");
+    }
+    for (i, measurement) in p.measurements.iter().enumerate() {
+        require(
+            measurement.assay.is_some(),
+            format!("{field}.measurements[{i}].assay"),
+            "what was measured (e.g. a LOINC code)",
+        );
+        require(
+            measurement.measurement_value.is_some(),
+            format!("{field}.measurements[{i}].value"),
+            "the result (value or complexValue)",
+        );
+    }
+    for (i, biosample) in p.biosamples.iter().enumerate() {
+        require(!biosample.id.is_empty(), format!("{field}.biosamples[{i}].id"), "the sample's id");
+    }
+    for (i, interpretation) in p.interpretations.iter().enumerate() {
+        require(
+            !interpretation.id.is_empty(),
+            format!("{field}.interpretations[{i}].id"),
+            "the interpretation's id",
+        );
+    }
+    for (i, action) in p.medical_actions.iter().enumerate() {
+        let at = format!("{field}.medicalActions[{i}]");
+        match &action.action {
+            None => require(false, at, "one of procedure, treatment, radiationTherapy, therapeuticRegimen"),
+            Some(pb::medical_action::Action::Treatment(t)) => {
+                require(t.agent.is_some(), format!("{at}.treatment.agent"), "the agent given");
+            }
+            Some(pb::medical_action::Action::Procedure(procedure)) => {
+                require(procedure.code.is_some(), format!("{at}.procedure.code"), "the procedure");
+            }
+            Some(pb::medical_action::Action::RadiationTherapy(r)) => {
+                require(r.modality.is_some(), format!("{at}.radiationTherapy.modality"), "the modality");
+                require(r.body_site.is_some(), format!("{at}.radiationTherapy.bodySite"), "the body site");
+            }
+            Some(pb::medical_action::Action::TherapeuticRegimen(r)) => {
+                require(
+                    r.identifier.is_some(),
+                    format!("{at}.therapeuticRegimen.identifier"),
+                    "an ontologyClass or externalReference naming the regimen",
+                );
+            }
+        }
+    }
+}
+
+/// The short description a listing shows.
+fn digest(p: &pb::Phenopacket) -> CaseDigest {
+    let excluded = p.phenotypic_features.iter().filter(|f| f.excluded).count();
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    CaseDigest {
+        sex: p.subject.as_ref().map_or(0, |s| s.sex),
+        diseases: p
+            .diseases
+            .iter()
+            .filter_map(|d| d.term.as_ref())
+            .map(|t| if t.label.is_empty() { t.id.clone() } else { t.label.clone() })
+            .collect(),
+        present_features: count(p.phenotypic_features.len() - excluded),
+        excluded_features: count(excluded),
+    }
+}
+
+/// Server time to the wire's timestamp.
+pub fn timestamp(at: UnixMicros) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp {
+        seconds: at.0.div_euclid(1_000_000),
+        nanos: i32::try_from(at.0.rem_euclid(1_000_000) * 1_000).unwrap_or(0),
+    }
+}
+
+fn status(status: CaseStatus) -> pb::CaseStatus {
+    match status {
+        CaseStatus::Active => pb::CaseStatus::Active,
+        CaseStatus::Retracted => pb::CaseStatus::Retracted,
+    }
+}
+
+/// A stored case to the wire.
+pub fn case_to_wire(case: CaseRecord) -> Result<pb::Case, CoreError> {
+    let CaseRecord {
+        id,
+        center,
+        version,
+        created,
+        updated,
+        status: case_status,
+        retraction_reason,
+        external_id: _,
+        record,
+        digest: _,
+    } = case;
+    let phenopacket = pb::Phenopacket::decode(record.as_slice())
+        .map_err(|e| CoreError::Corrupt(format!("record of case {id}: {e}")))?;
+    Ok(pb::Case {
+        case_id: id.to_string(),
+        center_id: center.to_string(),
+        version,
+        created_at: Some(timestamp(created)),
+        updated_at: Some(timestamp(updated)),
+        status: status(case_status).into(),
+        phenopacket: Some(phenopacket),
+        retraction_reason,
+    })
+}
+
+/// A stored case to a listing line (no record decoding).
+pub fn case_to_summary(case: &CaseRecord) -> pb::CaseSummary {
+    let CaseDigest {
+        sex,
+        diseases,
+        present_features,
+        excluded_features,
+    } = &case.digest;
+    pb::CaseSummary {
+        case_id: case.id.to_string(),
+        center_id: case.center.to_string(),
+        version: case.version,
+        status: status(case.status).into(),
+        updated_at: Some(timestamp(case.updated)),
+        phenopacket_id: case.external_id.as_str().to_owned(),
+        sex: *sex,
+        diseases: diseases.clone(),
+        present_features: *present_features,
+        excluded_features: *excluded_features,
+    }
+}
+
+/// A term note to the wire warning that explains it.
+pub fn note_to_warning(note: TermNote, hpo: &Ontology) -> pb::TermWarning {
+    use pb::term_warning::Kind;
+    let release = hpo.version();
+    let submitted = note.submitted.to_string();
+    let (kind, replacement, message) = match note.resolution {
+        Resolution::Current(_) => (Kind::Unspecified, String::new(), String::new()),
+        Resolution::AltId(primary) => (
+            Kind::AltId,
+            primary.to_string(),
+            format!("{submitted} is an alternative id of {primary} in HPO {release}; search uses {primary}"),
+        ),
+        Resolution::ObsoleteReplaced(replacement) => (
+            Kind::ObsoleteReplaced,
+            replacement.to_string(),
+            format!("{submitted} is obsolete in HPO {release}, replaced by {replacement}; search uses {replacement}"),
+        ),
+        Resolution::Obsolete(_) => (
+            Kind::Obsolete,
+            String::new(),
+            format!("{submitted} is obsolete in HPO {release} and names no replacement; kept as given"),
+        ),
+        Resolution::Unknown(_) => (
+            Kind::UnknownTerm,
+            String::new(),
+            format!("{submitted} is not in HPO {release} (perhaps a newer term); kept as given"),
+        ),
+    };
+    pb::TermWarning {
+        field: note.field,
+        term_id: submitted,
+        kind: kind.into(),
+        replacement_id: replacement,
+        message,
+    }
+}

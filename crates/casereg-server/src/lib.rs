@@ -1,0 +1,209 @@
+//! casereg's gRPC server: the only crate that knows tonic.
+//!
+//! [`open_registry`] loads the ontology and opens the store; [`serve`] runs the
+//! `CaseRegistry`, health and reflection services on a listener until a shutdown signal, then
+//! drains within a deadline and flushes the store.
+
+pub mod config;
+pub mod convert;
+pub mod service;
+pub mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use casereg_core::ids::CenterId;
+use casereg_core::limits::MAX_MESSAGE_BYTES;
+use casereg_core::ontology::Ontology;
+use casereg_core::store::Store;
+use casereg_proto::v1::case_registry_server::CaseRegistryServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use config::Config;
+pub use service::{CaseRegistryService, Registry};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A setting is wrong.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The ontology could not be loaded.
+    #[error(transparent)]
+    Ontology(#[from] casereg_core::ontology::OntologyError),
+    /// The store could not be opened or flushed.
+    #[error(transparent)]
+    Store(#[from] casereg_core::CoreError),
+    /// Listening or serving failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Binding the listen address failed.
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+    /// The reflection service could not be built.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Loads the ontology and opens the store named by `config`.
+pub fn open_registry(config: &Config) -> Result<Registry, ServerError> {
+    let center = CenterId::parse(&config.center).map_err(|e| ServerError::Config(format!("--center: {}", e.0)))?;
+    let hpo = match &config.hpo {
+        Some(path) => Ontology::from_path(path)?,
+        None => Ontology::embedded()?,
+    };
+    let store = Store::open(&config.data_dir)?;
+    Ok(Registry {
+        store,
+        hpo,
+        center,
+        strict_terms: config.strict_terms,
+    })
+}
+
+/// Refuses a non-loopback listen address unless `--insecure` was given: there is no
+/// authentication yet, and this is health data.
+pub fn check_listen_address(config: &Config) -> Result<(), ServerError> {
+    if config.listen.ip().is_loopback() || config.insecure {
+        Ok(())
+    } else {
+        Err(ServerError::Config(format!(
+            "refusing to listen on {} without authentication; use a loopback address or pass --insecure \
+             if something else (a private network, a TLS-terminating proxy) protects this port",
+            config.listen
+        )))
+    }
+}
+
+/// Serves until `shutdown` completes, then stops accepting calls, gives in-flight calls up to
+/// `grace` to finish, and flushes the store.
+pub async fn serve(
+    registry: Arc<Registry>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<(), ServerError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<CaseRegistryServer<CaseRegistryService>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(casereg_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    // grpcurl 1.8 and other older tools speak only the v1alpha reflection protocol.
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(casereg_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let registry_service = CaseRegistryServer::new(CaseRegistryService::new(Arc::clone(&registry)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let router = tonic::transport::Server::builder()
+        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(registry_service);
+    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    tokio::select! {
+        result = &mut server => {
+            // The server ended on its own (an accept error): report it.
+            result.map_err(|e| ServerError::Config(format!("server task: {e}")))??;
+        }
+        () = shutdown => {
+            tracing::info!(grace_secs = grace.as_secs_f64(), "shutdown requested; draining");
+            health
+                .set_not_serving::<CaseRegistryServer<CaseRegistryService>>()
+                .await;
+            let _ = stop_tx.send(());
+            // Open streams (a health Watch, say) would hold the drain open forever: bound it.
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(result) => result.map_err(|e| ServerError::Config(format!("server task: {e}")))??,
+                Err(_) => {
+                    tracing::warn!("drain deadline passed; closing remaining connections");
+                    server.abort();
+                }
+            }
+        }
+    }
+    let store = registry.store.clone();
+    tokio::task::spawn_blocking(move || store.flush())
+        .await
+        .map_err(|e| ServerError::Config(format!("flush task: {e}")))??;
+    tracing::info!("store flushed; stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot wait for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot wait for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// Sets up logging (`RUST_LOG` filters; default `info`).
+pub fn init_logging(format: config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match format {
+        config::LogFormat::Text => builder.try_init(),
+        config::LogFormat::Json => builder.json().try_init(),
+    };
+    if let Err(e) = result {
+        eprintln!("logging already set up: {e}");
+    }
+}
+
+/// Runs the server as the binary does: checks, loads, binds, serves until a signal.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    check_listen_address(&config)?;
+    let started = std::time::Instant::now();
+    let registry = Arc::new(open_registry(&config)?);
+    let listener = TcpListener::bind(config.listen).await?;
+    let counts = registry.store.counts()?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        data_dir = %config.data_dir.display(),
+        center = %registry.center,
+        hpo_version = registry.hpo.version(),
+        hpo_source = registry.hpo.source(),
+        active_cases = counts.active,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "casereg serving (no authentication: loopback only unless --insecure)"
+    );
+    tracing::info!("{}", registry.hpo.attribution());
+    serve(registry, listener, shutdown_signal(), config.shutdown_grace()).await
+}

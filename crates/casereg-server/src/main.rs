@@ -1,0 +1,19 @@
+//! `casereg-server`: parses flags, sets up logging and runs the server.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = casereg_server::Config::parse();
+    casereg_server::init_logging(config.log_format);
+    match casereg_server::run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "casereg-server stopped");
+            eprintln!("casereg-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The `CaseRegistry` gRPC service: thin handlers that convert, call the core on a blocking
+//! thread (sled I/O and flushes block), and convert back.
+
+use std::sync::Arc;
+
+use casereg_core::case::UnixMicros;
+use casereg_core::ids::{CaseId, CenterId};
+use casereg_core::limits::{
+    MAX_ID_BYTES, MAX_MESSAGE_BYTES, MAX_PAGE_SIZE, MAX_RECORD_BYTES, MAX_TEXT_BYTES,
+};
+use casereg_core::ontology::Ontology;
+use casereg_core::store::Store;
+use casereg_core::CoreError;
+use casereg_proto::v1 as pb;
+use casereg_proto::v1::case_registry_server::CaseRegistry;
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use crate::status::{invalid_field, to_status};
+
+/// Everything a handler needs; shared by all requests.
+#[derive(Debug)]
+pub struct Registry {
+    /// The durable store.
+    pub store: Store,
+    /// The loaded HPO release.
+    pub hpo: Ontology,
+    /// This server's center: owner of every case created here.
+    pub center: CenterId,
+    /// Reject unknown HPO ids instead of warning.
+    pub strict_terms: bool,
+}
+
+/// The gRPC face of a [`Registry`].
+#[derive(Debug, Clone)]
+pub struct CaseRegistryService {
+    registry: Arc<Registry>,
+}
+
+impl CaseRegistryService {
+    /// Serves `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self { registry }
+    }
+
+    /// Runs `work` on the blocking pool with the registry, mapping core errors to statuses.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Registry) -> Result<T, CoreError> + Send + 'static,
+    {
+        let registry = Arc::clone(&self.registry);
+        tokio::task::spawn_blocking(move || work(&registry))
+            .await
+            .map_err(|e| Status::internal(format!("request task failed: {e}")))?
+            .map_err(to_status)
+    }
+}
+
+fn parse_case_id(text: &str) -> Result<CaseId, Status> {
+    CaseId::parse(text).map_err(|e| invalid_field("case_id", e.0))
+}
+
+fn warnings(notes: Vec<casereg_core::case::TermNote>, hpo: &Ontology) -> Vec<pb::TermWarning> {
+    notes
+        .into_iter()
+        .map(|note| convert::note_to_warning(note, hpo))
+        .collect()
+}
+
+#[tonic::async_trait]
+impl CaseRegistry for CaseRegistryService {
+    #[tracing::instrument(skip_all, fields(phenopacket_id))]
+    async fn create_case(
+        &self,
+        request: Request<pb::CreateCaseRequest>,
+    ) -> Result<Response<pb::CreateCaseResponse>, Status> {
+        let pb::CreateCaseRequest { phenopacket } = request.into_inner();
+        if let Some(p) = &phenopacket {
+            tracing::Span::current().record("phenopacket_id", p.id.as_str());
+        }
+        let response = self
+            .blocking(move |r| {
+                let (draft, notes) =
+                    convert::phenopacket_to_draft(phenopacket.as_ref(), "phenopacket", &r.hpo, r.strict_terms)?;
+                let outcome = r.store.create(&r.center, draft, UnixMicros::now())?;
+                tracing::info!(case_id = %outcome.case.id, created = outcome.created, "create");
+                Ok(pb::CreateCaseResponse {
+                    created: outcome.created,
+                    case: Some(convert::case_to_wire(outcome.case)?),
+                    warnings: warnings(notes, &r.hpo),
+                })
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    #[tracing::instrument(skip_all, fields(case_id))]
+    async fn get_case(
+        &self,
+        request: Request<pb::GetCaseRequest>,
+    ) -> Result<Response<pb::GetCaseResponse>, Status> {
+        let pb::GetCaseRequest {
+            case_id,
+            version,
+            include_retracted,
+        } = request.into_inner();
+        tracing::Span::current().record("case_id", case_id.as_str());
+        let id = parse_case_id(&case_id)?;
+        let version = (version != 0).then_some(version);
+        let case = self
+            .blocking(move |r| convert::case_to_wire(r.store.get(&id, version, include_retracted)?))
+            .await?;
+        Ok(Response::new(pb::GetCaseResponse { case: Some(case) }))
+    }
+
+    #[tracing::instrument(skip_all, fields(case_id, expected_version))]
+    async fn update_case(
+        &self,
+        request: Request<pb::UpdateCaseRequest>,
+    ) -> Result<Response<pb::UpdateCaseResponse>, Status> {
+        let pb::UpdateCaseRequest {
+            case_id,
+            expected_version,
+            phenopacket,
+        } = request.into_inner();
+        let span = tracing::Span::current();
+        span.record("case_id", case_id.as_str());
+        span.record("expected_version", expected_version);
+        let id = parse_case_id(&case_id)?;
+        if expected_version == 0 {
+            return Err(invalid_field(
+                "expected_version",
+                "is required: the version you read (1 or more); updates never apply blind",
+            ));
+        }
+        let response = self
+            .blocking(move |r| {
+                let (draft, notes) =
+                    convert::phenopacket_to_draft(phenopacket.as_ref(), "phenopacket", &r.hpo, r.strict_terms)?;
+                let outcome = r.store.update(&id, expected_version, draft, UnixMicros::now())?;
+                tracing::info!(version = outcome.case.version, changed = outcome.changed, "update");
+                Ok(pb::UpdateCaseResponse {
+                    changed: outcome.changed,
+                    case: Some(convert::case_to_wire(outcome.case)?),
+                    warnings: warnings(notes, &r.hpo),
+                })
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    #[tracing::instrument(skip_all, fields(case_id))]
+    async fn delete_case(
+        &self,
+        request: Request<pb::DeleteCaseRequest>,
+    ) -> Result<Response<pb::DeleteCaseResponse>, Status> {
+        let pb::DeleteCaseRequest {
+            case_id,
+            expected_version,
+            reason,
+        } = request.into_inner();
+        tracing::Span::current().record("case_id", case_id.as_str());
+        let id = parse_case_id(&case_id)?;
+        let expected = (expected_version != 0).then_some(expected_version);
+        let case = self
+            .blocking(move |r| {
+                let case = r.store.retract(&id, expected, &reason, UnixMicros::now())?;
+                tracing::info!(version = case.version, "retract");
+                convert::case_to_wire(case)
+            })
+            .await?;
+        Ok(Response::new(pb::DeleteCaseResponse { case: Some(case) }))
+    }
+
+    #[tracing::instrument(skip_all, fields(page_size))]
+    async fn list_cases(
+        &self,
+        request: Request<pb::ListCasesRequest>,
+    ) -> Result<Response<pb::ListCasesResponse>, Status> {
+        let pb::ListCasesRequest {
+            page_size,
+            page_token,
+            include_retracted,
+        } = request.into_inner();
+        tracing::Span::current().record("page_size", page_size);
+        let response = self
+            .blocking(move |r| {
+                let page = r.store.list(page_size, &page_token, include_retracted)?;
+                Ok(pb::ListCasesResponse {
+                    cases: page.cases.iter().map(convert::case_to_summary).collect(),
+                    next_page_token: page.next_page_token.unwrap_or_default(),
+                })
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_registry_info(
+        &self,
+        _request: Request<pb::GetRegistryInfoRequest>,
+    ) -> Result<Response<pb::RegistryInfo>, Status> {
+        let info = self
+            .blocking(|r| {
+                let counts = r.store.counts()?;
+                Ok(pb::RegistryInfo {
+                    service_name: "casereg".to_owned(),
+                    service_version: env!("CARGO_PKG_VERSION").to_owned(),
+                    schema_version: casereg_proto::SCHEMA_VERSION.to_owned(),
+                    phenopacket_schema_version: casereg_proto::PHENOPACKET_SCHEMA_VERSION.to_owned(),
+                    center_id: r.center.to_string(),
+                    ontologies: vec![pb::OntologyRelease {
+                        prefix: "HP".to_owned(),
+                        name: "Human Phenotype Ontology".to_owned(),
+                        version: r.hpo.version().to_owned(),
+                        term_count: u32::try_from(r.hpo.term_count()).unwrap_or(u32::MAX),
+                        source: r.hpo.source().to_owned(),
+                        attribution: r.hpo.attribution(),
+                    }],
+                    active_cases: counts.active,
+                    retracted_cases: counts.retracted,
+                    limits: Some(pb::RegistryLimits {
+                        max_message_bytes: MAX_MESSAGE_BYTES as u64,
+                        max_record_bytes: MAX_RECORD_BYTES as u64,
+                        max_text_bytes: MAX_TEXT_BYTES as u64,
+                        max_id_bytes: MAX_ID_BYTES as u64,
+                        max_page_size: MAX_PAGE_SIZE,
+                    }),
+                    strict_terms: r.strict_terms,
+                })
+            })
+            .await?;
+        Ok(Response::new(info))
+    }
+}
