@@ -1,1 +1,187 @@
-//! placeholder
+//! casereg client library: connect to a registry and make typed calls, with one error type.
+//!
+//! The `casereg` command-line tool ([`cli`]) is built on this library only.
+
+pub mod cli;
+pub mod error;
+pub mod json;
+
+use std::time::Duration;
+
+use casereg_proto::v1 as pb;
+use casereg_proto::v1::case_registry_client::CaseRegistryClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+pub use error::{ClientError, Violation};
+
+/// Address used when none is given (the server's default listen address).
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+/// Largest message the client sends or accepts, in bytes (matches the server's limit).
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Give up connecting after this long.
+    pub connect_timeout: Duration,
+    /// Deadline for each call.
+    pub request_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A connection to one registry.
+#[derive(Debug, Clone)]
+pub struct Client {
+    registry: CaseRegistryClient<Channel>,
+    health: HealthClient<Channel>,
+}
+
+impl Client {
+    /// Connects to `url` (e.g. `http://127.0.0.1:50051`).
+    pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Self, ClientError> {
+        let connect_error = |message: String| ClientError::Connect {
+            url: url.to_owned(),
+            message,
+        };
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|e| connect_error(format!("not a valid address: {e}")))?
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| connect_error(error_chain(&e)))?;
+        Ok(Self {
+            registry: CaseRegistryClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            health: HealthClient::new(channel),
+        })
+    }
+
+    /// Stores a record (idempotent on its id).
+    pub async fn create_case(
+        &mut self,
+        phenopacket: pb::Phenopacket,
+    ) -> Result<pb::CreateCaseResponse, ClientError> {
+        let request = pb::CreateCaseRequest {
+            phenopacket: Some(phenopacket),
+        };
+        Ok(self.registry.create_case(request).await?.into_inner())
+    }
+
+    /// Reads a case; `version` 0 means the current one.
+    pub async fn get_case(
+        &mut self,
+        case_id: &str,
+        version: u64,
+        include_retracted: bool,
+    ) -> Result<pb::Case, ClientError> {
+        let request = pb::GetCaseRequest {
+            case_id: case_id.to_owned(),
+            version,
+            include_retracted,
+        };
+        self.registry
+            .get_case(request)
+            .await?
+            .into_inner()
+            .case
+            .ok_or_else(|| missing("GetCaseResponse.case"))
+    }
+
+    /// Replaces a case's record, if `expected_version` is still current.
+    pub async fn update_case(
+        &mut self,
+        case_id: &str,
+        expected_version: u64,
+        phenopacket: pb::Phenopacket,
+    ) -> Result<pb::UpdateCaseResponse, ClientError> {
+        let request = pb::UpdateCaseRequest {
+            case_id: case_id.to_owned(),
+            expected_version,
+            phenopacket: Some(phenopacket),
+        };
+        Ok(self.registry.update_case(request).await?.into_inner())
+    }
+
+    /// Retracts a case; `expected_version` 0 skips the version check.
+    pub async fn delete_case(
+        &mut self,
+        case_id: &str,
+        expected_version: u64,
+        reason: &str,
+    ) -> Result<pb::Case, ClientError> {
+        let request = pb::DeleteCaseRequest {
+            case_id: case_id.to_owned(),
+            expected_version,
+            reason: reason.to_owned(),
+        };
+        self.registry
+            .delete_case(request)
+            .await?
+            .into_inner()
+            .case
+            .ok_or_else(|| missing("DeleteCaseResponse.case"))
+    }
+
+    /// One page of the case listing.
+    pub async fn list_cases(
+        &mut self,
+        page_size: u32,
+        page_token: &str,
+        include_retracted: bool,
+    ) -> Result<pb::ListCasesResponse, ClientError> {
+        let request = pb::ListCasesRequest {
+            page_size,
+            page_token: page_token.to_owned(),
+            include_retracted,
+        };
+        Ok(self.registry.list_cases(request).await?.into_inner())
+    }
+
+    /// Versions, ontology releases and counts of the registry.
+    pub async fn registry_info(&mut self) -> Result<pb::RegistryInfo, ClientError> {
+        let request = pb::GetRegistryInfoRequest {};
+        Ok(self.registry.get_registry_info(request).await?.into_inner())
+    }
+
+    /// The standard gRPC health check of the whole server.
+    pub async fn health(&mut self) -> Result<ServingStatus, ClientError> {
+        let request = tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        };
+        let response = self.health.check(request).await?.into_inner();
+        Ok(ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown))
+    }
+}
+
+fn missing(field: &str) -> ClientError {
+    ClientError::Other {
+        code: tonic::Code::Internal,
+        message: format!("server response lacks {field}"),
+    }
+}
+
+/// An error with its causes, on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,1 +1,25 @@
-fn main() {}
+//! `casereg`: the registry's command-line client.
+
+use std::process::ExitCode;
+
+use casereg_client::cli::{Cli, execute};
+use clap::Parser as _;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut stdout = std::io::stdout().lock();
+    match execute(cli, &mut stdout).await {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`casereg get ID --record | head`) is the reader's choice, not an error.
+        Err(casereg_client::cli::CliError::Output(e))
+            if e.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", e.report());
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -54,17 +54,31 @@ pub struct OntologyRef {
     pub field: String,
     /// The id as submitted.
     pub id: String,
+    /// The class's label as submitted (used to explain a malformed id).
+    pub label: String,
+    /// Whether a malformed id is an error here (the class says what a record element is)
+    /// rather than a warning (a qualifier such as a modifier or unit).
+    pub must_be_curie: bool,
 }
 
-/// A noteworthy reading of a submitted HPO id (anything but a current term).
+/// What is worth telling the submitter about one ontology-class id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoteKind {
+    /// An HPO id that is not a current term of the loaded release.
+    Resolved(Resolution),
+    /// Not a CURIE, in a position where that is tolerated; the reason in words.
+    Malformed(String),
+}
+
+/// A noteworthy reading of a submitted ontology-class id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TermNote {
     /// Path of the id in the request.
     pub field: String,
     /// The id as submitted.
-    pub submitted: Curie,
-    /// How the loaded release reads it.
-    pub resolution: Resolution,
+    pub submitted: String,
+    /// What was noticed.
+    pub kind: NoteKind,
 }
 
 /// A record checked and ready to store.
@@ -119,8 +133,23 @@ pub fn check_ontology_refs(
     for reference in refs {
         let curie = match Curie::parse(&reference.id) {
             Ok(curie) => curie,
-            Err(e) => {
+            Err(e) if reference.must_be_curie => {
                 push_violation(violations, FieldViolation::new(&reference.field, e.0));
+                continue;
+            }
+            Err(e) => {
+                let mut reason = e.0;
+                if Curie::parse(&reference.label).is_ok() {
+                    reason.push_str(&format!(
+                        "; the label {:?} looks like the id (swapped?)",
+                        reference.label
+                    ));
+                }
+                notes.push(TermNote {
+                    field: reference.field.clone(),
+                    submitted: reference.id.clone(),
+                    kind: NoteKind::Malformed(reason),
+                });
                 continue;
             }
         };
@@ -145,8 +174,8 @@ pub fn check_ontology_refs(
         if !matches!(resolution, Resolution::Current(_)) {
             notes.push(TermNote {
                 field: reference.field.clone(),
-                submitted: curie,
-                resolution,
+                submitted: curie.to_string(),
+                kind: NoteKind::Resolved(resolution),
             });
         }
     }
@@ -174,6 +203,8 @@ mod tests {
         OntologyRef {
             field: field.to_owned(),
             id: id.to_owned(),
+            label: String::new(),
+            must_be_curie: true,
         }
     }
 
@@ -199,13 +230,41 @@ mod tests {
             vec![TermId(25520), TermId(3), TermId(8665), TermId(9_999_999)]
         );
         assert_eq!(notes.len(), 3);
-        assert_eq!(notes[0].resolution, Resolution::AltId(TermId(3)));
-        assert_eq!(notes[1].resolution, Resolution::ObsoleteReplaced(TermId(8665)));
-        assert_eq!(notes[2].resolution, Resolution::Unknown(TermId(9_999_999)));
+        assert_eq!(
+            notes[0].kind,
+            NoteKind::Resolved(Resolution::AltId(TermId(3)))
+        );
+        assert_eq!(
+            notes[1].kind,
+            NoteKind::Resolved(Resolution::ObsoleteReplaced(TermId(8665)))
+        );
+        assert_eq!(
+            notes[2].kind,
+            NoteKind::Resolved(Resolution::Unknown(TermId(9_999_999)))
+        );
 
         let mut strict = Vec::new();
         check_ontology_refs(&hpo, &refs, true, &mut strict);
-        assert_eq!(strict.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), ["c", "e"]);
+        assert_eq!(
+            strict.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(),
+            ["c", "e"]
+        );
+    }
+
+    #[test]
+    fn malformed_ids_outside_key_positions_are_warnings() {
+        let hpo = Ontology::embedded().unwrap();
+        let swapped = OntologyRef {
+            field: "m".to_owned(),
+            id: "Triggered by cold".to_owned(),
+            label: "HP:0025206".to_owned(),
+            must_be_curie: false,
+        };
+        let mut violations = Vec::new();
+        let (terms, notes) = check_ontology_refs(&hpo, &[swapped], false, &mut violations);
+        assert!(violations.is_empty());
+        assert!(terms.is_empty());
+        assert!(matches!(&notes[0].kind, NoteKind::Malformed(why) if why.contains("swapped")));
     }
 
     #[test]

@@ -36,7 +36,9 @@ pub enum CoreError {
         detail: String,
     },
     /// The caller based its change on a version that is no longer current.
-    #[error("case {case_id} is at version {current}, not {expected}: read it again and reapply the change")]
+    #[error(
+        "case {case_id} is at version {current}, not {expected}: read it again and reapply the change"
+    )]
     VersionConflict {
         /// The case.
         case_id: CaseId,
@@ -65,7 +67,8 @@ pub enum CoreError {
     Corrupt(String),
 }
 
-fn summarize(violations: &[FieldViolation]) -> String {
+/// One line naming the first violation and how many more there are.
+pub fn summarize(violations: &[FieldViolation]) -> String {
     match violations {
         [] => "no details".to_owned(),
         [one] => format!("{}: {}", one.field, one.description),

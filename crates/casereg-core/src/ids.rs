@@ -163,12 +163,17 @@ impl Curie {
             return bad("no ':' between prefix and local id");
         };
         let (prefix, local) = (&text[..colon], &text[colon + 1..]);
-        let prefix_ok = prefix.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        let prefix_ok = prefix
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic())
             && prefix
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         if !prefix_ok {
-            return bad("the prefix must start with a letter and hold only letters, digits, '_', '-', '.'");
+            return bad(
+                "the prefix must start with a letter and hold only letters, digits, '_', '-', '.'",
+            );
         }
         if local.is_empty() || local.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return bad("the local id must be non-empty and without whitespace");
@@ -258,7 +263,13 @@ mod tests {
         let center = CenterId::parse("center-a").unwrap();
         let id = CaseId::derive(&center, &ExternalId::parse("PMID_1_patient_1").unwrap());
         assert_eq!(CaseId::parse(id.as_str()).unwrap(), id);
-        for bad in ["", "0123", "0123456789ABCDEF", "0123456789abcdeg", "0123456789abcdef0"] {
+        for bad in [
+            "",
+            "0123",
+            "0123456789ABCDEF",
+            "0123456789abcdeg",
+            "0123456789abcdef0",
+        ] {
             assert!(CaseId::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -276,13 +287,32 @@ mod tests {
 
     #[test]
     fn curies_are_checked() {
-        for good in ["HP:0001250", "NCIT:C49488", "LOINC:2157-6", "UCUM:mg/dL", "NCBITaxon:9606", "DOI:10.7326/aimcc.2023.1411"] {
+        for good in [
+            "HP:0001250",
+            "NCIT:C49488",
+            "LOINC:2157-6",
+            "UCUM:mg/dL",
+            "NCBITaxon:9606",
+            "DOI:10.7326/aimcc.2023.1411",
+        ] {
             assert!(Curie::parse(good).is_ok(), "{good} rejected");
         }
-        for bad in ["HP0001250", "HP:12", "HP:000125a", ":x", "1HP:0001250", "HP:", "NCIT:C 1", "a b:c"] {
+        for bad in [
+            "HP0001250",
+            "HP:12",
+            "HP:000125a",
+            ":x",
+            "1HP:0001250",
+            "HP:",
+            "NCIT:C 1",
+            "a b:c",
+        ] {
             assert!(Curie::parse(bad).is_err(), "{bad} accepted");
         }
-        assert_eq!(Curie::parse("HP:0001250").unwrap().hpo_term(), Some(TermId(1250)));
+        assert_eq!(
+            Curie::parse("HP:0001250").unwrap().hpo_term(),
+            Some(TermId(1250))
+        );
         assert_eq!(TermId(1250).to_string(), "HP:0001250");
     }
 

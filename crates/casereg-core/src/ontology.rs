@@ -322,8 +322,12 @@ impl OboParser<'_> {
         if self.terms.is_empty() {
             return Err(self.error("no [Term] stanzas".to_owned()));
         }
-        let by_id: HashMap<TermId, usize> =
-            self.terms.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
+        let by_id: HashMap<TermId, usize> = self
+            .terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id, i))
+            .collect();
         if by_id.len() != self.terms.len() {
             return Err(self.error("a term id occurs in more than one stanza".to_owned()));
         }
@@ -382,9 +386,15 @@ name: part of\n";
         assert_eq!(pa.synonyms, vec!["Organ abnormality".to_owned()]);
         assert_eq!(hpo.resolve(TermId(118)), Resolution::Current(TermId(118)));
         assert_eq!(hpo.resolve(TermId(5)), Resolution::AltId(TermId(118)));
-        assert_eq!(hpo.resolve(TermId(6)), Resolution::ObsoleteReplaced(TermId(118)));
+        assert_eq!(
+            hpo.resolve(TermId(6)),
+            Resolution::ObsoleteReplaced(TermId(118))
+        );
         assert_eq!(hpo.resolve(TermId(7)), Resolution::Obsolete(TermId(7)));
-        assert_eq!(hpo.resolve(TermId(9_999_999)), Resolution::Unknown(TermId(9_999_999)));
+        assert_eq!(
+            hpo.resolve(TermId(9_999_999)),
+            Resolution::Unknown(TermId(9_999_999))
+        );
     }
 
     #[test]

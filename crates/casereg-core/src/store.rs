@@ -14,9 +14,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use prost::Message as _;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, abort,
-};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree, abort};
 use sled::{Transactional as _, Tree};
 
 use crate::case::{CaseDigest, CaseDraft, CaseRecord, CaseStatus, UnixMicros};
@@ -312,7 +310,12 @@ impl Store {
 
     /// Reads a case: the current version, or `version` when given. Retracted cases are
     /// [`CoreError::NotFound`] unless `include_retracted`.
-    pub fn get(&self, id: &CaseId, version: Option<u64>, include_retracted: bool) -> Result<CaseRecord> {
+    pub fn get(
+        &self,
+        id: &CaseId,
+        version: Option<u64>,
+        include_retracted: bool,
+    ) -> Result<CaseRecord> {
         let current = match self.cases.get(id.as_bytes())? {
             Some(bytes) => decode(&bytes)?,
             None => {
@@ -565,15 +568,16 @@ fn checked_page_size(page_size: u32) -> Result<usize> {
         0 => Ok(DEFAULT_PAGE_SIZE as usize),
         n if n > MAX_PAGE_SIZE => Err(CoreError::Invalid(vec![FieldViolation::new(
             "page_size",
-            format!("is {n}; the limit is {MAX_PAGE_SIZE} (0 means the default, {DEFAULT_PAGE_SIZE})"),
+            format!(
+                "is {n}; the limit is {MAX_PAGE_SIZE} (0 means the default, {DEFAULT_PAGE_SIZE})"
+            ),
         )])),
         n => Ok(n as usize),
     }
 }
 
 fn encode_page_token(last: &CaseId) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{PAGE_TOKEN_PREFIX}{last}"))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{last}"))
 }
 
 fn decode_page_token(token: &str) -> Result<CaseId> {
@@ -611,49 +615,103 @@ mod tests {
     #[test]
     fn create_is_idempotent_and_refuses_changed_content() {
         let store = Store::temporary().unwrap();
-        let first = store.create(&center(), draft("p1", b"one"), UnixMicros(1)).unwrap();
+        let first = store
+            .create(&center(), draft("p1", b"one"), UnixMicros(1))
+            .unwrap();
         assert!(first.created);
         assert_eq!(first.case.version, 1);
-        let again = store.create(&center(), draft("p1", b"one"), UnixMicros(2)).unwrap();
+        let again = store
+            .create(&center(), draft("p1", b"one"), UnixMicros(2))
+            .unwrap();
         assert!(!again.created);
         assert_eq!(again.case, first.case);
-        let err = store.create(&center(), draft("p1", b"two"), UnixMicros(3)).unwrap_err();
+        let err = store
+            .create(&center(), draft("p1", b"two"), UnixMicros(3))
+            .unwrap_err();
         assert!(matches!(err, CoreError::AlreadyExists { .. }), "{err}");
-        assert_eq!(store.get(&first.case.id, None, false).unwrap().record, b"one");
-        assert_eq!(store.counts().unwrap(), Counts { active: 1, retracted: 0 });
+        assert_eq!(
+            store.get(&first.case.id, None, false).unwrap().record,
+            b"one"
+        );
+        assert_eq!(
+            store.counts().unwrap(),
+            Counts {
+                active: 1,
+                retracted: 0
+            }
+        );
     }
 
     #[test]
     fn update_needs_the_current_version_and_keeps_history() {
         let store = Store::temporary().unwrap();
-        let id = store.create(&center(), draft("p1", b"v1"), UnixMicros(1)).unwrap().case.id;
-        let updated = store.update(&id, 1, draft("p1", b"v2"), UnixMicros(2)).unwrap();
+        let id = store
+            .create(&center(), draft("p1", b"v1"), UnixMicros(1))
+            .unwrap()
+            .case
+            .id;
+        let updated = store
+            .update(&id, 1, draft("p1", b"v2"), UnixMicros(2))
+            .unwrap();
         assert!(updated.changed);
         assert_eq!(updated.case.version, 2);
-        let stale = store.update(&id, 1, draft("p1", b"v3"), UnixMicros(3)).unwrap_err();
-        assert!(matches!(stale, CoreError::VersionConflict { current: 2, .. }), "{stale}");
-        let same = store.update(&id, 2, draft("p1", b"v2"), UnixMicros(4)).unwrap();
+        let stale = store
+            .update(&id, 1, draft("p1", b"v3"), UnixMicros(3))
+            .unwrap_err();
+        assert!(
+            matches!(stale, CoreError::VersionConflict { current: 2, .. }),
+            "{stale}"
+        );
+        let same = store
+            .update(&id, 2, draft("p1", b"v2"), UnixMicros(4))
+            .unwrap();
         assert!(!same.changed);
         assert_eq!(store.get(&id, None, false).unwrap().record, b"v2");
         assert_eq!(store.get(&id, Some(1), false).unwrap().record, b"v1");
-        let renamed = store.update(&id, 2, draft("p2", b"v3"), UnixMicros(5)).unwrap_err();
+        let renamed = store
+            .update(&id, 2, draft("p2", b"v3"), UnixMicros(5))
+            .unwrap_err();
         assert!(matches!(renamed, CoreError::Invalid(_)), "{renamed}");
     }
 
     #[test]
     fn retraction_hides_but_keeps_the_case() {
         let store = Store::temporary().unwrap();
-        let id = store.create(&center(), draft("p1", b"v1"), UnixMicros(1)).unwrap().case.id;
+        let id = store
+            .create(&center(), draft("p1", b"v1"), UnixMicros(1))
+            .unwrap()
+            .case
+            .id;
         let stale = store.retract(&id, Some(7), "", UnixMicros(2)).unwrap_err();
         assert!(matches!(stale, CoreError::VersionConflict { .. }));
-        let retracted = store.retract(&id, Some(1), "duplicate", UnixMicros(2)).unwrap();
+        let retracted = store
+            .retract(&id, Some(1), "duplicate", UnixMicros(2))
+            .unwrap();
         assert_eq!(retracted.status, CaseStatus::Retracted);
         assert_eq!(retracted.version, 2);
-        assert!(matches!(store.get(&id, None, false), Err(CoreError::NotFound { .. })));
+        assert!(matches!(
+            store.get(&id, None, false),
+            Err(CoreError::NotFound { .. })
+        ));
         let kept = store.get(&id, None, true).unwrap();
-        assert_eq!((kept.record.as_slice(), kept.retraction_reason.as_str()), (&b"v1"[..], "duplicate"));
-        assert_eq!(store.retract(&id, None, "again", UnixMicros(3)).unwrap().version, 2);
-        assert_eq!(store.counts().unwrap(), Counts { active: 0, retracted: 1 });
+        assert_eq!(
+            (kept.record.as_slice(), kept.retraction_reason.as_str()),
+            (&b"v1"[..], "duplicate")
+        );
+        assert_eq!(
+            store
+                .retract(&id, None, "again", UnixMicros(3))
+                .unwrap()
+                .version,
+            2
+        );
+        assert_eq!(
+            store.counts().unwrap(),
+            Counts {
+                active: 0,
+                retracted: 1
+            }
+        );
         assert!(matches!(
             store.update(&id, 2, draft("p1", b"v3"), UnixMicros(4)),
             Err(CoreError::FailedPrecondition(_))
@@ -711,7 +769,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let id = {
             let store = Store::open(dir.path()).unwrap();
-            store.create(&center(), draft("p1", b"v1"), UnixMicros(1)).unwrap().case.id
+            store
+                .create(&center(), draft("p1", b"v1"), UnixMicros(1))
+                .unwrap()
+                .case
+                .id
         };
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.get(&id, None, false).unwrap().record, b"v1");

@@ -10,7 +10,9 @@
 use std::fmt::Write as _;
 use std::sync::LazyLock;
 
-use casereg_core::case::{CaseDigest, CaseDraft, CaseRecord, CaseStatus, OntologyRef, TermNote, UnixMicros};
+use casereg_core::case::{
+    CaseDigest, CaseDraft, CaseRecord, CaseStatus, NoteKind, OntologyRef, TermNote, UnixMicros,
+};
 use casereg_core::case::{check_ontology_refs, push_violation};
 use casereg_core::ids::ExternalId;
 use casereg_core::limits::{MAX_ID_BYTES, MAX_RECORD_BYTES, MAX_TEXT_BYTES};
@@ -18,10 +20,18 @@ use casereg_core::ontology::{Ontology, Resolution};
 use casereg_core::{CoreError, FieldViolation};
 use casereg_proto::v1 as pb;
 use prost::Message as _;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage as _, Value};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage as _, Value,
+};
 
 /// Full protobuf name of the ontology class message, found by the reflective walk.
 const ONTOLOGY_CLASS: &str = "casereg.v1.OntologyClass";
+
+/// Fields whose ontology class says what a record element *is* (and what search keys on):
+/// there a malformed id is an error. Elsewhere (modifiers, units, evidence codes…) it is kept
+/// with a warning: published records carry a few such slips (one phenopacket-store record
+/// has its modifier's id and label swapped), and refusing the whole record would lose it.
+const KEY_CLASS_FIELDS: &[&str] = &["type", "term", "agent", "code", "assay", "disease"];
 
 /// The `Phenopacket` message descriptor from the compiled contract.
 static PHENOPACKET_DESCRIPTOR: LazyLock<Result<MessageDescriptor, String>> = LazyLock::new(|| {
@@ -40,7 +50,10 @@ pub fn phenopacket_to_draft(
     strict_terms: bool,
 ) -> Result<(CaseDraft, Vec<TermNote>), CoreError> {
     let Some(phenopacket) = phenopacket else {
-        return Err(CoreError::Invalid(vec![FieldViolation::new(field, "is required")]));
+        return Err(CoreError::Invalid(vec![FieldViolation::new(
+            field,
+            "is required",
+        )]));
     };
     let record = phenopacket.encode_to_vec();
     if record.len() > MAX_RECORD_BYTES {
@@ -60,13 +73,16 @@ pub fn phenopacket_to_draft(
     let dynamic = DynamicMessage::decode(descriptor.clone(), record.as_slice())
         .map_err(|e| CoreError::Corrupt(format!("re-decoding the record: {e}")))?;
     let mut path = field.to_owned();
-    walk(&dynamic, &mut path, &mut refs, &mut violations);
+    walk(&dynamic, false, &mut path, &mut refs, &mut violations);
 
     check_required(phenopacket, field, &mut violations);
     let external_id = match ExternalId::parse(&phenopacket.id) {
         Ok(id) => Some(id),
         Err(e) => {
-            push_violation(&mut violations, FieldViolation::new(format!("{field}.id"), e.0));
+            push_violation(
+                &mut violations,
+                FieldViolation::new(format!("{field}.id"), e.0),
+            );
             None
         }
     };
@@ -88,6 +104,7 @@ pub fn phenopacket_to_draft(
 /// Visits every set field: bounds each string, collects each ontology class id.
 fn walk(
     message: &DynamicMessage,
+    key_position: bool,
     path: &mut String,
     refs: &mut Vec<OntologyRef>,
     violations: &mut Vec<FieldViolation>,
@@ -98,11 +115,20 @@ fn walk(
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         if id.is_empty() {
-            push_violation(violations, FieldViolation::new(format!("{path}.id"), "is required"));
+            push_violation(
+                violations,
+                FieldViolation::new(format!("{path}.id"), "is required"),
+            );
         } else {
+            let label = message
+                .get_field_by_name("label")
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
             refs.push(OntologyRef {
                 field: format!("{path}.id"),
                 id,
+                label,
+                must_be_curie: key_position,
             });
         }
     }
@@ -111,7 +137,8 @@ fn walk(
         path.push('.');
         path.push_str(field.json_name());
         let is_id = field.name() == "id" || field.name().ends_with("_id");
-        walk_value(value, is_id, path, refs, violations);
+        let key_position = KEY_CLASS_FIELDS.contains(&field.name());
+        walk_value(value, is_id, key_position, path, refs, violations);
         path.truncate(len);
     }
 }
@@ -119,6 +146,7 @@ fn walk(
 fn walk_value(
     value: &Value,
     is_id: bool,
+    key_position: bool,
     path: &mut String,
     refs: &mut Vec<OntologyRef>,
     violations: &mut Vec<FieldViolation>,
@@ -136,12 +164,12 @@ fn walk_value(
                 );
             }
         }
-        Value::Message(inner) => walk(inner, path, refs, violations),
+        Value::Message(inner) => walk(inner, key_position, path, refs, violations),
         Value::List(items) => {
             for (i, item) in items.iter().enumerate() {
                 let len = path.len();
                 let _ = write!(path, "[{i}]");
-                walk_value(item, is_id, path, refs, violations);
+                walk_value(item, is_id, key_position, path, refs, violations);
                 path.truncate(len);
             }
         }
@@ -149,7 +177,7 @@ fn walk_value(
             for (key, item) in entries {
                 let len = path.len();
                 let _ = write!(path, "[{key:?}]");
-                walk_value(item, is_id, path, refs, violations);
+                walk_value(item, is_id, key_position, path, refs, violations);
                 path.truncate(len);
             }
         }
@@ -169,7 +197,10 @@ fn walk_value(
 fn check_required(p: &pb::Phenopacket, field: &str, violations: &mut Vec<FieldViolation>) {
     let mut require = |present: bool, path: String, what: &str| {
         if !present {
-            push_violation(violations, FieldViolation::new(path, format!("is required: {what}")));
+            push_violation(
+                violations,
+                FieldViolation::new(path, format!("is required: {what}")),
+            );
         }
     };
     require(
@@ -178,7 +209,11 @@ fn check_required(p: &pb::Phenopacket, field: &str, violations: &mut Vec<FieldVi
         "who created the record, when, and with which ontology versions",
     );
     if let Some(subject) = &p.subject {
-        require(!subject.id.is_empty(), format!("{field}.subject.id"), "the subject's id");
+        require(
+            !subject.id.is_empty(),
+            format!("{field}.subject.id"),
+            "the subject's id",
+        );
     }
     for (i, feature) in p.phenotypic_features.iter().enumerate() {
         require(
@@ -188,7 +223,11 @@ fn check_required(p: &pb::Phenopacket, field: &str, violations: &mut Vec<FieldVi
         );
     }
     for (i, disease) in p.diseases.iter().enumerate() {
-        require(disease.term.is_some(), format!("{field}.diseases[{i}].term"), "the disease");
+        require(
+            disease.term.is_some(),
+            format!("{field}.diseases[{i}].term"),
+            "the disease",
+        );
     }
     for (i, measurement) in p.measurements.iter().enumerate() {
         require(
@@ -203,7 +242,11 @@ fn check_required(p: &pb::Phenopacket, field: &str, violations: &mut Vec<FieldVi
         );
     }
     for (i, biosample) in p.biosamples.iter().enumerate() {
-        require(!biosample.id.is_empty(), format!("{field}.biosamples[{i}].id"), "the sample's id");
+        require(
+            !biosample.id.is_empty(),
+            format!("{field}.biosamples[{i}].id"),
+            "the sample's id",
+        );
     }
     for (i, interpretation) in p.interpretations.iter().enumerate() {
         require(
@@ -215,16 +258,36 @@ fn check_required(p: &pb::Phenopacket, field: &str, violations: &mut Vec<FieldVi
     for (i, action) in p.medical_actions.iter().enumerate() {
         let at = format!("{field}.medicalActions[{i}]");
         match &action.action {
-            None => require(false, at, "one of procedure, treatment, radiationTherapy, therapeuticRegimen"),
+            None => require(
+                false,
+                at,
+                "one of procedure, treatment, radiationTherapy, therapeuticRegimen",
+            ),
             Some(pb::medical_action::Action::Treatment(t)) => {
-                require(t.agent.is_some(), format!("{at}.treatment.agent"), "the agent given");
+                require(
+                    t.agent.is_some(),
+                    format!("{at}.treatment.agent"),
+                    "the agent given",
+                );
             }
             Some(pb::medical_action::Action::Procedure(procedure)) => {
-                require(procedure.code.is_some(), format!("{at}.procedure.code"), "the procedure");
+                require(
+                    procedure.code.is_some(),
+                    format!("{at}.procedure.code"),
+                    "the procedure",
+                );
             }
             Some(pb::medical_action::Action::RadiationTherapy(r)) => {
-                require(r.modality.is_some(), format!("{at}.radiationTherapy.modality"), "the modality");
-                require(r.body_site.is_some(), format!("{at}.radiationTherapy.bodySite"), "the body site");
+                require(
+                    r.modality.is_some(),
+                    format!("{at}.radiationTherapy.modality"),
+                    "the modality",
+                );
+                require(
+                    r.body_site.is_some(),
+                    format!("{at}.radiationTherapy.bodySite"),
+                    "the body site",
+                );
             }
             Some(pb::medical_action::Action::TherapeuticRegimen(r)) => {
                 require(
@@ -247,7 +310,13 @@ fn digest(p: &pb::Phenopacket) -> CaseDigest {
             .diseases
             .iter()
             .filter_map(|d| d.term.as_ref())
-            .map(|t| if t.label.is_empty() { t.id.clone() } else { t.label.clone() })
+            .map(|t| {
+                if t.label.is_empty() {
+                    t.id.clone()
+                } else {
+                    t.label.clone()
+                }
+            })
             .collect(),
         present_features: count(p.phenotypic_features.len() - excluded),
         excluded_features: count(excluded),
@@ -323,32 +392,49 @@ pub fn case_to_summary(case: &CaseRecord) -> pb::CaseSummary {
 pub fn note_to_warning(note: TermNote, hpo: &Ontology) -> pb::TermWarning {
     use pb::term_warning::Kind;
     let release = hpo.version();
-    let submitted = note.submitted.to_string();
-    let (kind, replacement, message) = match note.resolution {
-        Resolution::Current(_) => (Kind::Unspecified, String::new(), String::new()),
-        Resolution::AltId(primary) => (
+    let TermNote {
+        field,
+        submitted,
+        kind: note_kind,
+    } = note;
+    let (kind, replacement, message) = match note_kind {
+        NoteKind::Malformed(reason) => (
+            Kind::MalformedId,
+            String::new(),
+            format!("{reason}; kept as given, not searchable"),
+        ),
+        NoteKind::Resolved(Resolution::Current(_)) => {
+            (Kind::Unspecified, String::new(), String::new())
+        }
+        NoteKind::Resolved(Resolution::AltId(primary)) => (
             Kind::AltId,
             primary.to_string(),
-            format!("{submitted} is an alternative id of {primary} in HPO {release}; search uses {primary}"),
+            format!(
+                "{submitted} is an alternative id of {primary} in HPO {release}; search uses {primary}"
+            ),
         ),
-        Resolution::ObsoleteReplaced(replacement) => (
+        NoteKind::Resolved(Resolution::ObsoleteReplaced(replacement)) => (
             Kind::ObsoleteReplaced,
             replacement.to_string(),
-            format!("{submitted} is obsolete in HPO {release}, replaced by {replacement}; search uses {replacement}"),
+            format!(
+                "{submitted} is obsolete in HPO {release}, replaced by {replacement}; search uses {replacement}"
+            ),
         ),
-        Resolution::Obsolete(_) => (
+        NoteKind::Resolved(Resolution::Obsolete(_)) => (
             Kind::Obsolete,
             String::new(),
-            format!("{submitted} is obsolete in HPO {release} and names no replacement; kept as given"),
+            format!(
+                "{submitted} is obsolete in HPO {release} and names no replacement; kept as given"
+            ),
         ),
-        Resolution::Unknown(_) => (
+        NoteKind::Resolved(Resolution::Unknown(_)) => (
             Kind::UnknownTerm,
             String::new(),
             format!("{submitted} is not in HPO {release} (perhaps a newer term); kept as given"),
         ),
     };
     pb::TermWarning {
-        field: note.field,
+        field,
         term_id: submitted,
         kind: kind.into(),
         replacement_id: replacement,

@@ -49,7 +49,8 @@ pub enum ServerError {
 
 /// Loads the ontology and opens the store named by `config`.
 pub fn open_registry(config: &Config) -> Result<Registry, ServerError> {
-    let center = CenterId::parse(&config.center).map_err(|e| ServerError::Config(format!("--center: {}", e.0)))?;
+    let center = CenterId::parse(&config.center)
+        .map_err(|e| ServerError::Config(format!("--center: {}", e.0)))?;
     let hpo = match &config.hpo {
         Some(path) => Ontology::from_path(path)?,
         None => Ontology::embedded()?,
@@ -177,7 +178,9 @@ pub async fn shutdown_signal() {
 pub fn init_logging(format: config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match format {
         config::LogFormat::Text => builder.try_init(),
         config::LogFormat::Json => builder.json().try_init(),
@@ -205,5 +208,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         "casereg serving (no authentication: loopback only unless --insecure)"
     );
     tracing::info!("{}", registry.hpo.attribution());
-    serve(registry, listener, shutdown_signal(), config.shutdown_grace()).await
+    serve(
+        registry,
+        listener,
+        shutdown_signal(),
+        config.shutdown_grace(),
+    )
+    .await
 }

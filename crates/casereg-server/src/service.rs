@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use casereg_core::CoreError;
 use casereg_core::case::UnixMicros;
 use casereg_core::ids::{CaseId, CenterId};
 use casereg_core::limits::{
@@ -10,7 +11,6 @@ use casereg_core::limits::{
 };
 use casereg_core::ontology::Ontology;
 use casereg_core::store::Store;
-use casereg_core::CoreError;
 use casereg_proto::v1 as pb;
 use casereg_proto::v1::case_registry_server::CaseRegistry;
 use tonic::{Request, Response, Status};
@@ -81,8 +81,12 @@ impl CaseRegistry for CaseRegistryService {
         }
         let response = self
             .blocking(move |r| {
-                let (draft, notes) =
-                    convert::phenopacket_to_draft(phenopacket.as_ref(), "phenopacket", &r.hpo, r.strict_terms)?;
+                let (draft, notes) = convert::phenopacket_to_draft(
+                    phenopacket.as_ref(),
+                    "phenopacket",
+                    &r.hpo,
+                    r.strict_terms,
+                )?;
                 let outcome = r.store.create(&r.center, draft, UnixMicros::now())?;
                 tracing::info!(case_id = %outcome.case.id, created = outcome.created, "create");
                 Ok(pb::CreateCaseResponse {
@@ -109,7 +113,9 @@ impl CaseRegistry for CaseRegistryService {
         let id = parse_case_id(&case_id)?;
         let version = (version != 0).then_some(version);
         let case = self
-            .blocking(move |r| convert::case_to_wire(r.store.get(&id, version, include_retracted)?))
+            .blocking(move |r| {
+                convert::case_to_wire(r.store.get(&id, version, include_retracted)?)
+            })
             .await?;
         Ok(Response::new(pb::GetCaseResponse { case: Some(case) }))
     }
@@ -136,10 +142,20 @@ impl CaseRegistry for CaseRegistryService {
         }
         let response = self
             .blocking(move |r| {
-                let (draft, notes) =
-                    convert::phenopacket_to_draft(phenopacket.as_ref(), "phenopacket", &r.hpo, r.strict_terms)?;
-                let outcome = r.store.update(&id, expected_version, draft, UnixMicros::now())?;
-                tracing::info!(version = outcome.case.version, changed = outcome.changed, "update");
+                let (draft, notes) = convert::phenopacket_to_draft(
+                    phenopacket.as_ref(),
+                    "phenopacket",
+                    &r.hpo,
+                    r.strict_terms,
+                )?;
+                let outcome = r
+                    .store
+                    .update(&id, expected_version, draft, UnixMicros::now())?;
+                tracing::info!(
+                    version = outcome.case.version,
+                    changed = outcome.changed,
+                    "update"
+                );
                 Ok(pb::UpdateCaseResponse {
                     changed: outcome.changed,
                     case: Some(convert::case_to_wire(outcome.case)?),
@@ -208,7 +224,8 @@ impl CaseRegistry for CaseRegistryService {
                     service_name: "casereg".to_owned(),
                     service_version: env!("CARGO_PKG_VERSION").to_owned(),
                     schema_version: casereg_proto::SCHEMA_VERSION.to_owned(),
-                    phenopacket_schema_version: casereg_proto::PHENOPACKET_SCHEMA_VERSION.to_owned(),
+                    phenopacket_schema_version: casereg_proto::PHENOPACKET_SCHEMA_VERSION
+                        .to_owned(),
                     center_id: r.center.to_string(),
                     ontologies: vec![pb::OntologyRelease {
                         prefix: "HP".to_owned(),

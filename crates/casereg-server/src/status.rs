@@ -9,7 +9,7 @@ use tonic_types::{ErrorDetails, StatusExt as _};
 pub fn to_status(error: CoreError) -> Status {
     match error {
         CoreError::Invalid(violations) => {
-            let message = CoreError::Invalid(violations.clone()).to_string();
+            let message = casereg_core::error::summarize(&violations);
             let mut details = ErrorDetails::new();
             for violation in violations {
                 details.add_bad_request_violation(violation.field, violation.description);

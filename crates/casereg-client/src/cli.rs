@@ -1,0 +1,520 @@
+//! The `casereg` command-line tool: human output by default, `--format json` for machines.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use casereg_proto::v1 as pb;
+use clap::{Parser, Subcommand, ValueEnum};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::json::{read_phenopacket, to_pretty_json};
+use crate::{Client, ClientError, ConnectOptions, DEFAULT_SERVER};
+
+/// Output style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Readable text and tables.
+    Human,
+    /// The server's response as proto3 JSON.
+    Json,
+}
+
+/// casereg: rare-disease case registry client.
+#[derive(Debug, Parser)]
+#[command(name = "casereg", version, about, long_about = None)]
+pub struct Cli {
+    /// Registry address.
+    #[arg(long, global = true, env = "CASEREG_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Deadline for each call, in seconds.
+    #[arg(
+        long,
+        global = true,
+        env = "CASEREG_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    pub timeout: u64,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Store a case from a Phenopacket JSON file (`-` reads standard input).
+    Add {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Show a case.
+    Get {
+        /// Case id (16 hex digits).
+        case_id: String,
+        /// An earlier version (default: the current one).
+        #[arg(long, default_value_t = 0)]
+        version: u64,
+        /// Show the case even if it is retracted.
+        #[arg(long)]
+        include_retracted: bool,
+        /// Print only the phenopacket, as Phenopacket JSON (what `add` takes back).
+        #[arg(long)]
+        record: bool,
+    },
+    /// List cases.
+    List {
+        /// Cases per page (at most 1000).
+        #[arg(long, default_value_t = 50)]
+        page_size: u32,
+        /// Continue from a previous page.
+        #[arg(long, default_value = "")]
+        page_token: String,
+        /// Follow every page to the end.
+        #[arg(long)]
+        all: bool,
+        /// Include retracted cases.
+        #[arg(long)]
+        include_retracted: bool,
+    },
+    /// Replace a case's record with the file's, if VERSION is still current.
+    Update {
+        /// Case id.
+        case_id: String,
+        /// The file (`-` for standard input).
+        file: PathBuf,
+        /// The version you read (see `casereg get`).
+        #[arg(long)]
+        version: u64,
+    },
+    /// Retract a case (kept for audit, hidden from reads).
+    Delete {
+        /// Case id.
+        case_id: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Only if this is still the current version.
+        #[arg(long, default_value_t = 0)]
+        version: u64,
+    },
+    /// Registry versions, ontology releases and counts.
+    Info,
+    /// Health check: prints SERVING and exits 0 when the server is up.
+    Health,
+}
+
+/// A failed command, with the exit code to use.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A call or input failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Writing output failed.
+    #[error("output: {0}")]
+    Output(#[from] std::io::Error),
+    /// The server answered but is not serving.
+    #[error("server is {0}")]
+    NotServing(String),
+}
+
+impl CliError {
+    /// Exit status: 1 for errors from the server or input, 2 for a server not serving.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Client(_) | Self::Output(_) => 1,
+            Self::NotServing(_) => 2,
+        }
+    }
+
+    /// The message for standard error, with each field violation on its own line.
+    pub fn report(&self) -> String {
+        let mut text = format!("error: {self}");
+        if let Self::Client(ClientError::InvalidArgument { violations, .. }) = self {
+            for violation in violations {
+                text.push_str(&format!(
+                    "\n  {}: {}",
+                    violation.field, violation.description
+                ));
+            }
+        }
+        text
+    }
+}
+
+/// Runs one command, writing results to `out`.
+pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let options = ConnectOptions {
+        request_timeout: Duration::from_secs(cli.timeout.max(1)),
+        ..ConnectOptions::default()
+    };
+    let mut client = Client::connect(&cli.server, &options).await?;
+    let format = cli.format;
+    match cli.command {
+        Command::Add { file } => {
+            let phenopacket = read_phenopacket(&file)?;
+            let response = client.create_case(phenopacket).await?;
+            match format {
+                Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                Format::Human => {
+                    let case = response.case.unwrap_or_default();
+                    let verb = if response.created {
+                        "created"
+                    } else {
+                        "already stored (identical)"
+                    };
+                    writeln!(
+                        out,
+                        "{verb}: case {} version {}",
+                        case.case_id, case.version
+                    )?;
+                    write_warnings(out, &response.warnings)?;
+                }
+            }
+        }
+        Command::Get {
+            case_id,
+            version,
+            include_retracted,
+            record,
+        } => {
+            let case = client
+                .get_case(&case_id, version, include_retracted)
+                .await?;
+            if record {
+                writeln!(
+                    out,
+                    "{}",
+                    to_pretty_json(&case.phenopacket.unwrap_or_default())
+                )?;
+            } else {
+                match format {
+                    Format::Json => writeln!(out, "{}", to_pretty_json(&case))?,
+                    Format::Human => write_case(out, &case)?,
+                }
+            }
+        }
+        Command::List {
+            page_size,
+            page_token,
+            all,
+            include_retracted,
+        } => {
+            let mut token = page_token;
+            let mut cases = Vec::new();
+            loop {
+                let page = client
+                    .list_cases(page_size, &token, include_retracted)
+                    .await?;
+                cases.extend(page.cases);
+                token = page.next_page_token;
+                if !all || token.is_empty() {
+                    break;
+                }
+            }
+            match format {
+                Format::Json => {
+                    let listing = pb::ListCasesResponse {
+                        cases,
+                        next_page_token: token,
+                    };
+                    writeln!(out, "{}", to_pretty_json(&listing))?;
+                }
+                Format::Human => write_listing(out, &cases, &token)?,
+            }
+        }
+        Command::Update {
+            case_id,
+            file,
+            version,
+        } => {
+            let phenopacket = read_phenopacket(&file)?;
+            let response = client.update_case(&case_id, version, phenopacket).await?;
+            match format {
+                Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                Format::Human => {
+                    let case = response.case.unwrap_or_default();
+                    if response.changed {
+                        writeln!(
+                            out,
+                            "updated: case {} is now version {}",
+                            case.case_id, case.version
+                        )?;
+                    } else {
+                        writeln!(
+                            out,
+                            "unchanged: case {} stays at version {}",
+                            case.case_id, case.version
+                        )?;
+                    }
+                    write_warnings(out, &response.warnings)?;
+                }
+            }
+        }
+        Command::Delete {
+            case_id,
+            reason,
+            version,
+        } => {
+            let case = client.delete_case(&case_id, version, &reason).await?;
+            match format {
+                Format::Json => writeln!(out, "{}", to_pretty_json(&case))?,
+                Format::Human => writeln!(
+                    out,
+                    "retracted: case {} (version {}); kept for audit, read it with --include-retracted",
+                    case.case_id, case.version
+                )?,
+            }
+        }
+        Command::Info => {
+            let info = client.registry_info().await?;
+            match format {
+                Format::Json => writeln!(out, "{}", to_pretty_json(&info))?,
+                Format::Human => write_info(out, &info)?,
+            }
+        }
+        Command::Health => {
+            let status = client.health().await?;
+            let name = status.as_str_name();
+            match format {
+                Format::Json => writeln!(out, "{{\"status\": \"{name}\"}}")?,
+                Format::Human => writeln!(out, "{name}")?,
+            }
+            if status != ServingStatus::Serving {
+                return Err(CliError::NotServing(name.to_owned()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_warnings(out: &mut dyn Write, warnings: &[pb::TermWarning]) -> std::io::Result<()> {
+    for warning in warnings {
+        writeln!(out, "warning: {}: {}", warning.field, warning.message)?;
+    }
+    Ok(())
+}
+
+fn timestamp_text(timestamp: Option<&pbjson_types::Timestamp>) -> String {
+    timestamp
+        .and_then(|t| serde_json::to_value(t).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn status_text(status: i32) -> &'static str {
+    match pb::CaseStatus::try_from(status) {
+        Ok(pb::CaseStatus::Active) => "active",
+        Ok(pb::CaseStatus::Retracted) => "retracted",
+        Ok(pb::CaseStatus::Unspecified) | Err(_) => "unknown",
+    }
+}
+
+fn sex_text(sex: i32) -> &'static str {
+    match pb::Sex::try_from(sex) {
+        Ok(pb::Sex::Female) => "female",
+        Ok(pb::Sex::Male) => "male",
+        Ok(pb::Sex::OtherSex) => "other",
+        Ok(pb::Sex::UnknownSex) | Err(_) => "unknown",
+    }
+}
+
+fn term_text(term: Option<&pb::OntologyClass>) -> String {
+    match term {
+        Some(t) if t.label.is_empty() => t.id.clone(),
+        Some(t) => format!("{} ({})", t.label, t.id),
+        None => "-".to_owned(),
+    }
+}
+
+fn age_text(time: Option<&pb::TimeElement>) -> Option<String> {
+    use pb::time_element::Element;
+    match time?.element.as_ref()? {
+        Element::Age(age) => Some(age.iso8601duration.clone()),
+        Element::AgeRange(range) => Some(format!(
+            "{}–{}",
+            range
+                .start
+                .as_ref()
+                .map_or("", |a| a.iso8601duration.as_str()),
+            range
+                .end
+                .as_ref()
+                .map_or("", |a| a.iso8601duration.as_str())
+        )),
+        Element::GestationalAge(g) => Some(format!("gestational week {}+{}", g.weeks, g.days)),
+        Element::OntologyClass(c) => Some(term_text(Some(c))),
+        Element::Timestamp(t) => Some(timestamp_text(Some(t))),
+        Element::Interval(i) => Some(format!(
+            "{} – {}",
+            timestamp_text(i.start.as_ref()),
+            timestamp_text(i.end.as_ref())
+        )),
+    }
+}
+
+fn write_case(out: &mut dyn Write, case: &pb::Case) -> std::io::Result<()> {
+    let p = case.phenopacket.clone().unwrap_or_default();
+    writeln!(
+        out,
+        "case         {} (version {}, {})",
+        case.case_id,
+        case.version,
+        status_text(case.status)
+    )?;
+    writeln!(out, "center       {}", case.center_id)?;
+    writeln!(out, "phenopacket  {}", p.id)?;
+    writeln!(
+        out,
+        "stored       {} (created {})",
+        timestamp_text(case.updated_at.as_ref()),
+        timestamp_text(case.created_at.as_ref())
+    )?;
+    if !case.retraction_reason.is_empty() {
+        writeln!(out, "retracted    {}", case.retraction_reason)?;
+    }
+    if let Some(subject) = &p.subject {
+        let age = age_text(subject.time_at_last_encounter.as_ref())
+            .unwrap_or_else(|| "age unknown".to_owned());
+        writeln!(
+            out,
+            "subject      {}, {}, {}",
+            subject.id,
+            sex_text(subject.sex),
+            age
+        )?;
+    }
+    for disease in &p.diseases {
+        let onset = age_text(disease.onset.as_ref())
+            .map(|a| format!(", onset {a}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "disease      {}{onset}",
+            term_text(disease.term.as_ref())
+        )?;
+    }
+    let (excluded, present): (Vec<_>, Vec<_>) =
+        p.phenotypic_features.iter().partition(|f| f.excluded);
+    writeln!(out, "present      {} phenotypic features", present.len())?;
+    for feature in present {
+        writeln!(out, "  + {}", term_text(feature.r#type.as_ref()))?;
+    }
+    writeln!(out, "excluded     {} (looked for, absent)", excluded.len())?;
+    for feature in excluded {
+        writeln!(out, "  - {}", term_text(feature.r#type.as_ref()))?;
+    }
+    for action in &p.medical_actions {
+        use pb::medical_action::Action;
+        let what = match &action.action {
+            Some(Action::Treatment(t)) => format!("treatment {}", term_text(t.agent.as_ref())),
+            Some(Action::Procedure(pr)) => format!("procedure {}", term_text(pr.code.as_ref())),
+            Some(Action::RadiationTherapy(r)) => {
+                format!("radiation {}", term_text(r.modality.as_ref()))
+            }
+            Some(Action::TherapeuticRegimen(_)) => "therapeutic regimen".to_owned(),
+            None => "-".to_owned(),
+        };
+        let response = action
+            .response_to_treatment
+            .as_ref()
+            .map(|r| format!(" → {}", term_text(Some(r))))
+            .unwrap_or_default();
+        writeln!(out, "action       {what}{response}")?;
+    }
+    writeln!(
+        out,
+        "also         {} measurements, {} biosamples, {} interpretations, {} references",
+        p.measurements.len(),
+        p.biosamples.len(),
+        p.interpretations.len(),
+        p.meta_data
+            .as_ref()
+            .map_or(0, |m| m.external_references.len())
+    )?;
+    Ok(())
+}
+
+fn write_listing(
+    out: &mut dyn Write,
+    cases: &[pb::CaseSummary],
+    next: &str,
+) -> std::io::Result<()> {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header([
+        "case",
+        "center",
+        "ver",
+        "status",
+        "phenopacket",
+        "sex",
+        "diseases",
+        "present",
+        "excluded",
+    ]);
+    for case in cases {
+        table.add_row([
+            case.case_id.clone(),
+            case.center_id.clone(),
+            case.version.to_string(),
+            status_text(case.status).to_owned(),
+            case.phenopacket_id.clone(),
+            sex_text(case.sex).to_owned(),
+            case.diseases.join("; "),
+            case.present_features.to_string(),
+            case.excluded_features.to_string(),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    writeln!(out, "{} cases shown", cases.len())?;
+    if !next.is_empty() {
+        writeln!(out, "more: casereg list --page-token {next}")?;
+    }
+    Ok(())
+}
+
+fn write_info(out: &mut dyn Write, info: &pb::RegistryInfo) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} {} (schema {}, Phenopacket {})",
+        info.service_name,
+        info.service_version,
+        info.schema_version,
+        info.phenopacket_schema_version
+    )?;
+    writeln!(out, "center       {}", info.center_id)?;
+    writeln!(
+        out,
+        "cases        {} active, {} retracted",
+        info.active_cases, info.retracted_cases
+    )?;
+    for ontology in &info.ontologies {
+        writeln!(
+            out,
+            "ontology     {} {} ({} terms, {})",
+            ontology.prefix, ontology.version, ontology.term_count, ontology.source
+        )?;
+        writeln!(out, "             {}", ontology.attribution)?;
+    }
+    writeln!(out, "strict terms {}", info.strict_terms)?;
+    if let Some(limits) = &info.limits {
+        writeln!(
+            out,
+            "limits       message {} B, record {} B, text {} B, id {} B, page {}",
+            limits.max_message_bytes,
+            limits.max_record_bytes,
+            limits.max_text_bytes,
+            limits.max_id_bytes,
+            limits.max_page_size
+        )?;
+    }
+    Ok(())
+}
