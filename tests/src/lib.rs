@@ -228,6 +228,12 @@ impl Drop for ChildServer {
     }
 }
 
+/// Creates a case and returns its id.
+pub async fn create(client: &mut Client, record: pb::Phenopacket) -> String {
+    let response = client.create_case(record).await.expect("create case");
+    response.case.expect("case in response").case_id
+}
+
 /// Parses a Phenopacket JSON file from `tests/fixtures/`.
 pub fn fixture(name: &str) -> pb::Phenopacket {
     let path = repo_root().join("tests/fixtures").join(name);

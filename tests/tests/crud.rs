@@ -3,7 +3,7 @@
 // Helpers here are test code too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use casereg_e2e::{TestServer, sample_records, schema_fixtures, seed_case};
+use casereg_e2e::{TestServer, create, sample_records, schema_fixtures, seed_case};
 use casereg_proto::v1 as pb;
 
 #[tokio::test]
@@ -157,15 +157,7 @@ async fn listing_pages_cover_every_case_once() {
     let records = sample_records();
     let mut expected: Vec<String> = Vec::new();
     for (_, _, record) in records.iter().take(37) {
-        expected.push(
-            client
-                .create_case(record.clone())
-                .await
-                .unwrap()
-                .case
-                .unwrap()
-                .case_id,
-        );
+        expected.push(create(&mut client, record.clone()).await);
     }
     expected.sort();
     let mut seen = Vec::new();
@@ -250,4 +242,34 @@ async fn strict_terms_mode_rejects_unknown_hpo_ids() {
     );
     assert!(client.registry_info().await.unwrap().strict_terms);
     assert_eq!(client.registry_info().await.unwrap().active_cases, 0);
+}
+
+#[tokio::test]
+async fn another_hpo_release_can_be_loaded_by_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let obo = dir.path().join("hp.obo");
+    std::fs::write(
+        &obo,
+        "format-version: 1.2\ndata-version: hp/releases/2099-01-01\n\n\
+         [Term]\nid: HP:0000001\nname: All\n\n\
+         [Term]\nid: HP:0025520\nname: Calcinosis cutis\nis_a: HP:0000001\n",
+    )
+    .unwrap();
+    let path = obo.display().to_string();
+    let server = TestServer::start_with(&["--hpo", &path]).await;
+    let mut client = server.client().await;
+    let info = client.registry_info().await.unwrap();
+    assert_eq!(info.ontologies[0].version, "2099-01-01");
+    assert_eq!(info.ontologies[0].source, path);
+    assert_eq!(info.ontologies[0].term_count, 2);
+    // Terms of the seed case missing from this tiny release are kept, with warnings.
+    let response = client.create_case(seed_case()).await.unwrap();
+    assert!(response.created);
+    assert!(
+        response
+            .warnings
+            .iter()
+            .all(|w| w.kind == pb::term_warning::Kind::UnknownTerm as i32)
+    );
+    assert!(!response.warnings.iter().any(|w| w.term_id == "HP:0025520"));
 }

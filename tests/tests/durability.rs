@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use casereg_client::{Client, ConnectOptions};
-use casereg_e2e::{ChildServer, TestServer, run_child_server_from_env, sample_records, seed_case};
+use casereg_e2e::{
+    ChildServer, TestServer, create, run_child_server_from_env, sample_records, seed_case,
+};
 
 /// Not a test: the entry point of the server child process (see `ChildServer`).
 #[test]
@@ -95,13 +97,7 @@ async fn graceful_stop_flushes_and_an_open_watch_cannot_hold_it_open() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_in(dir.path(), &[]).await;
     let mut client = server.client().await;
-    let id = client
-        .create_case(seed_case())
-        .await
-        .unwrap()
-        .case
-        .unwrap()
-        .case_id;
+    let id = create(&mut client, seed_case()).await;
 
     // A health Watch stream stays open until the server closes it.
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);

@@ -5,7 +5,7 @@
 
 use casereg_client::{Client, ClientError};
 use casereg_core::limits::{MAX_ID_BYTES, MAX_PAGE_SIZE, MAX_TEXT_BYTES};
-use casereg_e2e::{TestServer, seed_case};
+use casereg_e2e::{TestServer, create, seed_case};
 use casereg_proto::v1 as pb;
 use tonic::Code;
 
@@ -30,13 +30,7 @@ async fn snapshot(client: &mut Client) -> Vec<pb::Case> {
 async fn server_with_seed() -> (TestServer, Client, String) {
     let server = TestServer::start().await;
     let mut client = server.client().await;
-    let id = client
-        .create_case(seed_case())
-        .await
-        .unwrap()
-        .case
-        .unwrap()
-        .case_id;
+    let id = create(&mut client, seed_case()).await;
     let mut corrected = seed_case();
     corrected.phenotypic_features[0]
         .description

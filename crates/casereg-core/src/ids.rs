@@ -327,4 +327,34 @@ mod tests {
         assert!(CenterId::parse(&"c".repeat(MAX_CENTER_ID_BYTES)).is_ok());
         assert!(CenterId::parse(&"c".repeat(MAX_CENTER_ID_BYTES + 1)).is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Any text is either a CURIE that prints back as itself, or an error: never a
+            /// panic, whatever the bytes.
+            #[test]
+            fn curie_parsing_is_total(text in "\\PC{0,300}") {
+                if let Ok(curie) = Curie::parse(&text) {
+                    prop_assert_eq!(curie.as_str(), text.as_str());
+                    prop_assert_eq!(format!("{}:{}", curie.prefix(), curie.local()), text.as_str());
+                }
+                let _ = CaseId::parse(&text);
+                let _ = CenterId::parse(&text);
+                let _ = ExternalId::parse(&text);
+            }
+
+            /// Every derived case id parses back to itself.
+            #[test]
+            fn derived_case_ids_parse(center in "[a-z0-9-]{1,20}", external in "[^\\p{Cc}]{1,50}") {
+                let external = external.trim();
+                prop_assume!(!external.is_empty());
+                let id = CaseId::derive(&CenterId::parse(&center).unwrap(), &ExternalId::parse(external).unwrap());
+                prop_assert_eq!(CaseId::parse(id.as_str()).unwrap(), id);
+            }
+        }
+    }
 }

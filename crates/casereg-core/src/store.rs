@@ -612,6 +612,11 @@ mod tests {
         CenterId::parse("center-a").unwrap()
     }
 
+    fn create(store: &Store, external: &str, record: &[u8]) -> CaseId {
+        let created = store.create(&center(), draft(external, record), UnixMicros(1));
+        created.unwrap().case.id
+    }
+
     #[test]
     fn create_is_idempotent_and_refuses_changed_content() {
         let store = Store::temporary().unwrap();
@@ -645,11 +650,7 @@ mod tests {
     #[test]
     fn update_needs_the_current_version_and_keeps_history() {
         let store = Store::temporary().unwrap();
-        let id = store
-            .create(&center(), draft("p1", b"v1"), UnixMicros(1))
-            .unwrap()
-            .case
-            .id;
+        let id = create(&store, "p1", b"v1");
         let updated = store
             .update(&id, 1, draft("p1", b"v2"), UnixMicros(2))
             .unwrap();
@@ -677,11 +678,7 @@ mod tests {
     #[test]
     fn retraction_hides_but_keeps_the_case() {
         let store = Store::temporary().unwrap();
-        let id = store
-            .create(&center(), draft("p1", b"v1"), UnixMicros(1))
-            .unwrap()
-            .case
-            .id;
+        let id = create(&store, "p1", b"v1");
         let stale = store.retract(&id, Some(7), "", UnixMicros(2)).unwrap_err();
         assert!(matches!(stale, CoreError::VersionConflict { .. }));
         let retracted = store
@@ -769,14 +766,59 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let id = {
             let store = Store::open(dir.path()).unwrap();
-            store
-                .create(&center(), draft("p1", b"v1"), UnixMicros(1))
-                .unwrap()
-                .case
-                .id
+            create(&store, "p1", b"v1")
         };
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.get(&id, None, false).unwrap().record, b"v1");
         assert_eq!(store.counts().unwrap().active, 1);
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(24))]
+
+            /// Paging through a listing yields exactly the cases a full scan keeps, in id
+            /// order, and the counters agree with the cases stored.
+            #[test]
+            fn pages_equal_a_scan_and_counts_agree(
+                retract in proptest::collection::vec(any::<bool>(), 1..40),
+                page_size in 1u32..9,
+                include_retracted in any::<bool>(),
+            ) {
+                let store = Store::temporary().unwrap();
+                let mut expected = Vec::new();
+                for (i, gone) in retract.iter().enumerate() {
+                    let id = store.create(&center(), draft(&format!("p{i}"), b"r"), UnixMicros(1)).unwrap().case.id;
+                    if *gone {
+                        store.retract(&id, None, "", UnixMicros(2)).unwrap();
+                    }
+                    if !*gone || include_retracted {
+                        expected.push(id);
+                    }
+                }
+                expected.sort();
+                let mut seen = Vec::new();
+                let mut token = String::new();
+                loop {
+                    let page = store.list(page_size, &token, include_retracted).unwrap();
+                    prop_assert!(page.cases.len() <= page_size as usize);
+                    seen.extend(page.cases.iter().map(|c| c.id));
+                    match page.next_page_token {
+                        Some(next) => token = next,
+                        None => break,
+                    }
+                }
+                prop_assert_eq!(seen, expected);
+                let retracted = retract.iter().filter(|g| **g).count() as u64;
+                prop_assert_eq!(
+                    store.counts().unwrap(),
+                    Counts { active: retract.len() as u64 - retracted, retracted }
+                );
+            }
+        }
     }
 }

@@ -33,7 +33,17 @@ pub enum ServerError {
     /// The ontology could not be loaded.
     #[error(transparent)]
     Ontology(#[from] casereg_core::ontology::OntologyError),
-    /// The store could not be opened or flushed.
+    /// The data directory could not be opened.
+    #[error(
+        "cannot open data directory {path}: {error} (is another casereg-server using it? is it writable?)"
+    )]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// What sled said.
+        error: casereg_core::CoreError,
+    },
+    /// The store failed while serving or flushing.
     #[error(transparent)]
     Store(#[from] casereg_core::CoreError),
     /// Listening or serving failed.
@@ -55,7 +65,10 @@ pub fn open_registry(config: &Config) -> Result<Registry, ServerError> {
         Some(path) => Ontology::from_path(path)?,
         None => Ontology::embedded()?,
     };
-    let store = Store::open(&config.data_dir)?;
+    let store = Store::open(&config.data_dir).map_err(|error| ServerError::DataDir {
+        path: config.data_dir.display().to_string(),
+        error,
+    })?;
     Ok(Registry {
         store,
         hpo,

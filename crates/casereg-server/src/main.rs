@@ -11,8 +11,8 @@ async fn main() -> ExitCode {
     match casereg_server::run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Logs go to standard error, so this one line is what an operator sees.
             tracing::error!(error = %e, "casereg-server stopped");
-            eprintln!("casereg-server: {e}");
             ExitCode::FAILURE
         }
     }

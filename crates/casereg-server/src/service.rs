@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use casereg_core::CoreError;
-use casereg_core::case::UnixMicros;
+use casereg_core::case::{CaseDraft, TermNote, UnixMicros};
 use casereg_core::ids::{CaseId, CenterId};
 use casereg_core::limits::{
     MAX_ID_BYTES, MAX_MESSAGE_BYTES, MAX_PAGE_SIZE, MAX_RECORD_BYTES, MAX_TEXT_BYTES,
@@ -29,6 +29,16 @@ pub struct Registry {
     pub center: CenterId,
     /// Reject unknown HPO ids instead of warning.
     pub strict_terms: bool,
+}
+
+impl Registry {
+    /// Checks the `phenopacket` field of a create or update request.
+    fn check_record(
+        &self,
+        phenopacket: Option<&pb::Phenopacket>,
+    ) -> Result<(CaseDraft, Vec<TermNote>), CoreError> {
+        convert::phenopacket_to_draft(phenopacket, "phenopacket", &self.hpo, self.strict_terms)
+    }
 }
 
 /// The gRPC face of a [`Registry`].
@@ -61,7 +71,7 @@ fn parse_case_id(text: &str) -> Result<CaseId, Status> {
     CaseId::parse(text).map_err(|e| invalid_field("case_id", e.0))
 }
 
-fn warnings(notes: Vec<casereg_core::case::TermNote>, hpo: &Ontology) -> Vec<pb::TermWarning> {
+fn warnings(notes: Vec<TermNote>, hpo: &Ontology) -> Vec<pb::TermWarning> {
     notes
         .into_iter()
         .map(|note| convert::note_to_warning(note, hpo))
@@ -81,12 +91,7 @@ impl CaseRegistry for CaseRegistryService {
         }
         let response = self
             .blocking(move |r| {
-                let (draft, notes) = convert::phenopacket_to_draft(
-                    phenopacket.as_ref(),
-                    "phenopacket",
-                    &r.hpo,
-                    r.strict_terms,
-                )?;
+                let (draft, notes) = r.check_record(phenopacket.as_ref())?;
                 let outcome = r.store.create(&r.center, draft, UnixMicros::now())?;
                 tracing::info!(case_id = %outcome.case.id, created = outcome.created, "create");
                 Ok(pb::CreateCaseResponse {
@@ -142,12 +147,7 @@ impl CaseRegistry for CaseRegistryService {
         }
         let response = self
             .blocking(move |r| {
-                let (draft, notes) = convert::phenopacket_to_draft(
-                    phenopacket.as_ref(),
-                    "phenopacket",
-                    &r.hpo,
-                    r.strict_terms,
-                )?;
+                let (draft, notes) = r.check_record(phenopacket.as_ref())?;
                 let outcome = r
                     .store
                     .update(&id, expected_version, draft, UnixMicros::now())?;
