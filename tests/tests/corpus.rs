@@ -42,3 +42,71 @@ fn every_shared_corpus_record_passes_the_record_checks() {
     assert!(unknown > 0);
     assert_eq!(malformed, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_corpus_imports_reimports_and_exports_unchanged() {
+    let Some(path) = shared_corpus("the_shared_corpus_imports_reimports_and_exports_unchanged")
+    else {
+        return;
+    };
+    let server = casereg_e2e::TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: Vec<String>| {
+        let url = server.url();
+        async move {
+            let mut argv = vec!["casereg".to_owned(), "--server".to_owned(), url];
+            argv.extend(args);
+            let mut out = Vec::new();
+            casereg_client::cli::execute(
+                <casereg_client::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap(),
+                &mut out,
+            )
+            .await
+            .map(|()| String::from_utf8(out).unwrap())
+        }
+    };
+    let report = dir.path().join("report.json");
+    let import = vec![
+        "import".to_owned(),
+        path.display().to_string(),
+        "--report".to_owned(),
+        report.display().to_string(),
+    ];
+    run(import.clone()).await.unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(
+        (first["created"].as_u64(), first["rejected"].as_u64()),
+        (Some(8_464), Some(0))
+    );
+    run(import).await.unwrap();
+    let second: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(
+        (second["unchanged"].as_u64(), second["created"].as_u64()),
+        (Some(8_464), Some(0))
+    );
+
+    let exported_path = dir.path().join("export.jsonl.gz");
+    run(vec![
+        "export".to_owned(),
+        "-o".to_owned(),
+        exported_path.display().to_string(),
+    ])
+    .await
+    .unwrap();
+    let mut input: Vec<_> = read_jsonl_gz(&path)
+        .into_iter()
+        .map(|(_, _, r)| r)
+        .collect();
+    let mut exported: Vec<_> = read_jsonl_gz(&exported_path)
+        .into_iter()
+        .map(|(_, _, r)| r)
+        .collect();
+    assert_eq!(exported.len(), 8_464);
+    input.sort_by(|a, b| a.id.cmp(&b.id));
+    exported.sort_by(|a, b| a.id.cmp(&b.id));
+    for (a, b) in input.iter().zip(&exported) {
+        assert_eq!(a, b, "record {} changed on the way through", a.id);
+    }
+}

@@ -105,10 +105,61 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         version: u64,
     },
+    /// Import Phenopackets from files: .json (one record), .jsonl / .ndjson (one per line),
+    /// either optionally .gz; directories (recursively); `-` for JSON Lines on standard input.
+    /// Exits 3 when any record was rejected.
+    Import {
+        /// Files, directories or `-`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// What to do with a record whose id is stored with different content.
+        #[arg(long, value_enum, default_value_t = OnChanged::Skip)]
+        on_changed: OnChanged,
+        /// Write a JSON report of every rejected (and skipped, replaced or warned-about)
+        /// record to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Export cases as Phenopacket JSON Lines (`.gz` output name: compressed).
+    Export {
+        /// Output file; standard output when absent.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Only cases of this center (repeatable).
+        #[arg(long = "center")]
+        centers: Vec<String>,
+        /// Only these cases (repeatable).
+        #[arg(long = "id")]
+        ids: Vec<String>,
+        /// Include retracted cases.
+        #[arg(long)]
+        include_retracted: bool,
+    },
     /// Registry versions, ontology releases and counts.
     Info,
     /// Health check: prints SERVING and exits 0 when the server is up.
     Health,
+}
+
+/// Import policy for records whose id is stored with different content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnChanged {
+    /// Keep the stored version (report the record as skipped).
+    Skip,
+    /// Store the record as a new version.
+    Replace,
+    /// Reject the record.
+    Reject,
+}
+
+impl From<OnChanged> for pb::ChangedRecordPolicy {
+    fn from(value: OnChanged) -> Self {
+        match value {
+            OnChanged::Skip => Self::Skip,
+            OnChanged::Replace => Self::Replace,
+            OnChanged::Reject => Self::Reject,
+        }
+    }
 }
 
 /// A failed command, with the exit code to use.
@@ -123,14 +174,19 @@ pub enum CliError {
     /// The server answered but is not serving.
     #[error("server is {0}")]
     NotServing(String),
+    /// An import finished, but some records were rejected.
+    #[error("{0} records rejected{1}")]
+    Rejected(u64, String),
 }
 
 impl CliError {
-    /// Exit status: 1 for errors from the server or input, 2 for a server not serving.
+    /// Exit status: 1 for errors from the server or input, 2 for a server not serving, 3 for
+    /// an import that rejected records.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Client(_) | Self::Output(_) => 1,
             Self::NotServing(_) => 2,
+            Self::Rejected(..) => 3,
         }
     }
 
@@ -272,6 +328,57 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     case.case_id, case.version
                 )?,
             }
+        }
+        Command::Import {
+            paths,
+            on_changed,
+            report,
+        } => {
+            let options = pb::ImportOptions {
+                on_changed: pb::ChangedRecordPolicy::from(on_changed).into(),
+                report_all: false,
+            };
+            let report_data = crate::import_cli::run_import(&mut client, &paths, options).await?;
+            if let Some(path) = &report {
+                let text =
+                    serde_json::to_string_pretty(&report_data).map_err(std::io::Error::other)?;
+                std::fs::write(path, text + "\n").map_err(|e| {
+                    CliError::Client(ClientError::Input {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })
+                })?;
+            }
+            match format {
+                Format::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&report_data).map_err(std::io::Error::other)?
+                )?,
+                Format::Human => crate::import_cli::write_summary(out, &report_data)?,
+            }
+            if report_data.rejected > 0 {
+                let hint = match &report {
+                    Some(path) => format!("; details in {}", path.display()),
+                    None => "; rerun with --report FILE for details".to_owned(),
+                };
+                return Err(CliError::Rejected(report_data.rejected, hint));
+            }
+        }
+        Command::Export {
+            output,
+            centers,
+            ids,
+            include_retracted,
+        } => {
+            let request = pb::ExportCasesRequest {
+                case_ids: ids,
+                center_ids: centers,
+                include_retracted,
+            };
+            let written =
+                crate::import_cli::run_export(&mut client, request, output.as_deref(), out).await?;
+            eprintln!("exported {written} cases");
         }
         Command::Info => {
             let info = client.registry_info().await?;

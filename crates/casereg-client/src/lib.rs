@@ -4,8 +4,11 @@
 
 pub mod cli;
 pub mod error;
+pub mod import;
+mod import_cli;
 pub mod json;
 
+use std::future::Future;
 use std::time::Duration;
 
 use casereg_proto::v1 as pb;
@@ -45,6 +48,28 @@ impl Default for ConnectOptions {
 pub struct Client {
     registry: CaseRegistryClient<Channel>,
     health: HealthClient<Channel>,
+    request_timeout: Duration,
+}
+
+/// Runs a unary call with a deadline: sent to the server as `grpc-timeout` and enforced here.
+async fn unary<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, ClientError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => Ok(result?.into_inner()),
+        Err(_) => Err(ClientError::DeadlineExceeded(format!(
+            "no answer within {} s",
+            timeout.as_secs_f64()
+        ))),
+    }
+}
+
+/// A request carrying the call's deadline for the server.
+fn with_deadline<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(timeout);
+    request
 }
 
 impl Client {
@@ -54,10 +79,11 @@ impl Client {
             url: url.to_owned(),
             message,
         };
+        // No channel-wide timeout: it would also cut long imports and exports. Unary calls
+        // get `request_timeout` each (see `unary`).
         let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| connect_error(format!("not a valid address: {e}")))?
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout);
+            .connect_timeout(options.connect_timeout);
         let channel = endpoint
             .connect()
             .await
@@ -67,6 +93,7 @@ impl Client {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             health: HealthClient::new(channel),
+            request_timeout: options.request_timeout,
         })
     }
 
@@ -78,7 +105,8 @@ impl Client {
         let request = pb::CreateCaseRequest {
             phenopacket: Some(phenopacket),
         };
-        Ok(self.registry.create_case(request).await?.into_inner())
+        let t = self.request_timeout;
+        unary(t, self.registry.create_case(with_deadline(request, t))).await
     }
 
     /// Reads a case; `version` 0 means the current one.
@@ -93,10 +121,9 @@ impl Client {
             version,
             include_retracted,
         };
-        self.registry
-            .get_case(request)
+        let t = self.request_timeout;
+        unary(t, self.registry.get_case(with_deadline(request, t)))
             .await?
-            .into_inner()
             .case
             .ok_or_else(|| missing("GetCaseResponse.case"))
     }
@@ -113,7 +140,8 @@ impl Client {
             expected_version,
             phenopacket: Some(phenopacket),
         };
-        Ok(self.registry.update_case(request).await?.into_inner())
+        let t = self.request_timeout;
+        unary(t, self.registry.update_case(with_deadline(request, t))).await
     }
 
     /// Retracts a case; `expected_version` 0 skips the version check.
@@ -128,10 +156,9 @@ impl Client {
             expected_version,
             reason: reason.to_owned(),
         };
-        self.registry
-            .delete_case(request)
+        let t = self.request_timeout;
+        unary(t, self.registry.delete_case(with_deadline(request, t)))
             .await?
-            .into_inner()
             .case
             .ok_or_else(|| missing("DeleteCaseResponse.case"))
     }
@@ -148,13 +175,36 @@ impl Client {
             page_token: page_token.to_owned(),
             include_retracted,
         };
-        Ok(self.registry.list_cases(request).await?.into_inner())
+        let t = self.request_timeout;
+        unary(t, self.registry.list_cases(with_deadline(request, t))).await
     }
 
     /// Versions, ontology releases and counts of the registry.
     pub async fn registry_info(&mut self) -> Result<pb::RegistryInfo, ClientError> {
         let request = pb::GetRegistryInfoRequest {};
-        Ok(self.registry.get_registry_info(request).await?.into_inner())
+        let t = self.request_timeout;
+        unary(
+            t,
+            self.registry.get_registry_info(with_deadline(request, t)),
+        )
+        .await
+    }
+
+    /// Streams records to the registry and returns its answer once the stream ends. No
+    /// deadline: an import lasts as long as its input.
+    pub async fn import_cases(
+        &mut self,
+        requests: impl tokio_stream::Stream<Item = pb::ImportCasesRequest> + Send + 'static,
+    ) -> Result<pb::ImportCasesResponse, ClientError> {
+        Ok(self.registry.import_cases(requests).await?.into_inner())
+    }
+
+    /// Starts an export; read the returned stream to its end. No deadline.
+    pub async fn export_cases(
+        &mut self,
+        request: pb::ExportCasesRequest,
+    ) -> Result<tonic::Streaming<pb::ExportCasesResponse>, ClientError> {
+        Ok(self.registry.export_cases(request).await?.into_inner())
     }
 
     /// The standard gRPC health check of the whole server.
@@ -162,7 +212,8 @@ impl Client {
         let request = tonic_health::pb::HealthCheckRequest {
             service: String::new(),
         };
-        let response = self.health.check(request).await?.into_inner();
+        let t = self.request_timeout;
+        let response = unary(t, self.health.check(with_deadline(request, t))).await?;
         Ok(ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown))
     }
 }

@@ -33,3 +33,22 @@ pub const MAX_PAGE_SIZE: u32 = 1_000;
 
 /// Most field violations reported for one record; the rest are summarised in one line.
 pub const MAX_REPORTED_VIOLATIONS: usize = 100;
+
+/// Most records in one `ImportCases` stream message.
+pub const MAX_IMPORT_RECORDS_PER_MESSAGE: usize = 1_000;
+
+/// Records written per durable commit during an import (group commit): large enough that
+/// the flush is paid rarely, small enough that a batch stays a few MiB.
+pub const IMPORT_BATCH_RECORDS: usize = 256;
+
+/// Most outcomes listed in one import response; counts are always complete.
+pub const MAX_IMPORT_OUTCOMES: usize = 100_000;
+
+/// Longest `source` label of an imported record, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 1_024;
+
+/// Cases per `ExportCases` stream message.
+pub const EXPORT_CHUNK_CASES: usize = 100;
+
+/// Most case ids one export may name.
+pub const MAX_EXPORT_IDS: usize = 10_000;

@@ -163,6 +163,44 @@ pub struct Updated {
     pub changed: bool,
 }
 
+/// What an import does with a record whose id is stored with different content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangedPolicy {
+    /// Keep the stored version.
+    Skip,
+    /// Store the record as a new version.
+    Replace,
+    /// Refuse the record.
+    Reject,
+}
+
+/// The result of importing one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportResult {
+    /// Stored as a new case.
+    Created(CaseRecord),
+    /// Stored as a new version.
+    Replaced(CaseRecord),
+    /// Identical to the stored version.
+    Unchanged(CaseRecord),
+    /// Different from the stored version, which was kept.
+    Skipped {
+        /// The case.
+        case_id: CaseId,
+        /// Its (unchanged) version.
+        version: u64,
+    },
+    /// Refused.
+    Rejected {
+        /// The case it would have been.
+        case_id: CaseId,
+        /// Its current version.
+        version: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -306,6 +344,74 @@ impl Store {
             self.flush()?;
         }
         Ok(outcome)
+    }
+
+    /// Imports a batch of records for `center` in one transaction and one flush (group
+    /// commit). Each record gets its own result; none fails another. Records with the same
+    /// id within a batch are applied in order.
+    pub fn import_batch(
+        &self,
+        center: &CenterId,
+        drafts: &[CaseDraft],
+        policy: ChangedPolicy,
+        now: UnixMicros,
+    ) -> Result<Vec<ImportResult>> {
+        let results = (&self.cases, &self.versions, &self.meta)
+            .transaction(|(cases, versions, meta)| {
+                let mut results = Vec::with_capacity(drafts.len());
+                let mut created = 0i64;
+                for draft in drafts {
+                    let id = CaseId::derive(center, &draft.external_id);
+                    let result = match read_case(cases, &id)? {
+                        None => {
+                            let case = CaseRecord {
+                                id,
+                                center: center.clone(),
+                                version: 1,
+                                created: now,
+                                updated: now,
+                                status: CaseStatus::Active,
+                                retraction_reason: String::new(),
+                                external_id: draft.external_id.clone(),
+                                record: draft.record.clone(),
+                                digest: draft.digest.clone(),
+                            };
+                            write_version(cases, versions, &case)?;
+                            created += 1;
+                            ImportResult::Created(case)
+                        }
+                        Some(existing) => {
+                            import_over(cases, versions, existing, draft, policy, now)?
+                        }
+                    };
+                    results.push(result);
+                }
+                if created > 0 {
+                    add_count(meta, KEY_ACTIVE, created)?;
+                }
+                Ok(results)
+            })
+            .map_err(tx_error)?;
+        let wrote = results
+            .iter()
+            .any(|r| matches!(r, ImportResult::Created(_) | ImportResult::Replaced(_)));
+        if wrote {
+            self.flush()?;
+        }
+        Ok(results)
+    }
+
+    /// Every case in id order (retracted ones only when asked), read lazily.
+    pub fn scan(&self, include_retracted: bool) -> impl Iterator<Item = Result<CaseRecord>> + '_ {
+        self.cases.iter().filter_map(move |entry| {
+            let case = entry
+                .map_err(CoreError::from)
+                .and_then(|(_, bytes)| decode(&bytes));
+            match case {
+                Ok(case) if case.status == CaseStatus::Retracted && !include_retracted => None,
+                other => Some(other),
+            }
+        })
     }
 
     /// Reads a case: the current version, or `version` when given. Retracted cases are
@@ -519,6 +625,64 @@ impl Store {
             active: read(KEY_ACTIVE)?,
             retracted: read(KEY_RETRACTED)?,
         })
+    }
+}
+
+/// An imported record whose case id is already stored.
+fn import_over(
+    cases: &TransactionalTree,
+    versions: &TransactionalTree,
+    existing: CaseRecord,
+    draft: &CaseDraft,
+    policy: ChangedPolicy,
+    now: UnixMicros,
+) -> TxResult<ImportResult> {
+    let rejected = |existing: &CaseRecord, reason: String| ImportResult::Rejected {
+        case_id: existing.id,
+        version: existing.version,
+        reason,
+    };
+    if existing.external_id != draft.external_id {
+        let reason = format!(
+            "case id {} is taken by record {:?}; rename this record",
+            existing.id,
+            existing.external_id.as_str()
+        );
+        return Ok(rejected(&existing, reason));
+    }
+    if existing.record == draft.record {
+        return Ok(ImportResult::Unchanged(existing));
+    }
+    if existing.status == CaseStatus::Retracted {
+        let reason = format!(
+            "case {} is retracted; retracted cases are not changed by imports",
+            existing.id
+        );
+        return Ok(rejected(&existing, reason));
+    }
+    match policy {
+        ChangedPolicy::Skip => Ok(ImportResult::Skipped {
+            case_id: existing.id,
+            version: existing.version,
+        }),
+        ChangedPolicy::Reject => {
+            let reason = format!(
+                "differs from stored case {} version {} (policy: reject changed records)",
+                existing.id, existing.version
+            );
+            Ok(rejected(&existing, reason))
+        }
+        ChangedPolicy::Replace => {
+            let case = CaseRecord {
+                version: existing.version + 1,
+                updated: now,
+                record: draft.record.clone(),
+                digest: draft.digest.clone(),
+                ..existing
+            };
+            write_version(cases, versions, &case)?;
+            Ok(ImportResult::Replaced(case))
+        }
     }
 }
 
@@ -759,6 +923,58 @@ mod tests {
             store.list(10, "not-a-token", false),
             Err(CoreError::Invalid(v)) if v[0].field == "page_token"
         ));
+    }
+
+    #[test]
+    fn import_batches_apply_each_record_and_the_policy() {
+        let store = Store::temporary().unwrap();
+        let id = create(&store, "kept", b"v1");
+        let batch = [
+            draft("new", b"n1"),
+            draft("kept", b"v1"),
+            draft("kept", b"v2"),
+            draft("new", b"n1"),
+        ];
+        let results = store
+            .import_batch(&center(), &batch, ChangedPolicy::Skip, UnixMicros(2))
+            .unwrap();
+        assert!(matches!(&results[0], ImportResult::Created(c) if c.version == 1));
+        assert!(matches!(&results[1], ImportResult::Unchanged(c) if c.id == id));
+        assert!(matches!(
+            &results[2],
+            ImportResult::Skipped { version: 1, .. }
+        ));
+        assert!(matches!(&results[3], ImportResult::Unchanged(_)));
+        let replaced = store
+            .import_batch(
+                &center(),
+                &batch[2..3],
+                ChangedPolicy::Replace,
+                UnixMicros(3),
+            )
+            .unwrap();
+        assert!(matches!(&replaced[0], ImportResult::Replaced(c) if c.version == 2));
+        let rejected = store
+            .import_batch(
+                &center(),
+                &[draft("kept", b"v3")],
+                ChangedPolicy::Reject,
+                UnixMicros(4),
+            )
+            .unwrap();
+        assert!(matches!(
+            &rejected[0],
+            ImportResult::Rejected { version: 2, .. }
+        ));
+        assert_eq!(store.get(&id, None, false).unwrap().record, b"v2");
+        assert_eq!(
+            store.counts().unwrap(),
+            Counts {
+                active: 2,
+                retracted: 0
+            }
+        );
+        assert_eq!(store.scan(false).count(), 2);
     }
 
     #[test]

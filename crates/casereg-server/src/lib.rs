@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod convert;
+pub mod import;
 pub mod service;
 pub mod status;
 

@@ -13,10 +13,11 @@ use casereg_core::ontology::Ontology;
 use casereg_core::store::Store;
 use casereg_proto::v1 as pb;
 use casereg_proto::v1::case_registry_server::CaseRegistry;
-use tonic::{Request, Response, Status};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
 
-use crate::convert;
 use crate::status::{invalid_field, to_status};
+use crate::{convert, import};
 
 /// Everything a handler needs; shared by all requests.
 #[derive(Debug)]
@@ -32,8 +33,8 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Checks the `phenopacket` field of a create or update request.
-    fn check_record(
+    /// Checks the `phenopacket` field of a create, update or import request.
+    pub(crate) fn check_record(
         &self,
         phenopacket: Option<&pb::Phenopacket>,
     ) -> Result<(CaseDraft, Vec<TermNote>), CoreError> {
@@ -210,6 +211,27 @@ impl CaseRegistry for CaseRegistryService {
             })
             .await?;
         Ok(Response::new(response))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn import_cases(
+        &self,
+        request: Request<Streaming<pb::ImportCasesRequest>>,
+    ) -> Result<Response<pb::ImportCasesResponse>, Status> {
+        let response =
+            import::import_stream(Arc::clone(&self.registry), request.into_inner()).await?;
+        Ok(Response::new(response))
+    }
+
+    type ExportCasesStream = ReceiverStream<Result<pb::ExportCasesResponse, Status>>;
+
+    #[tracing::instrument(skip_all)]
+    async fn export_cases(
+        &self,
+        request: Request<pb::ExportCasesRequest>,
+    ) -> Result<Response<Self::ExportCasesStream>, Status> {
+        let receiver = import::export_stream(Arc::clone(&self.registry), request.into_inner())?;
+        Ok(Response::new(ReceiverStream::new(receiver)))
     }
 
     #[tracing::instrument(skip_all)]

@@ -1,0 +1,397 @@
+//! Bulk import and export: per-record outcomes, idempotence, policies, bad lines, round trips.
+
+// Helpers here are test code too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use casereg_client::Client;
+use casereg_client::cli::{Cli, CliError, execute};
+use casereg_e2e::{TestServer, read_jsonl_gz, repo_root, sample_records, seed_case};
+use casereg_proto::v1 as pb;
+use clap::Parser as _;
+use pb::import_outcome::Kind;
+
+async fn run(server: &TestServer, args: &[&str]) -> Result<String, CliError> {
+    let url = server.url();
+    let mut argv = vec!["casereg", "--server", url.as_str()];
+    argv.extend_from_slice(args);
+    let mut out = Vec::new();
+    execute(Cli::try_parse_from(argv).unwrap(), &mut out).await?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+fn sample_path() -> String {
+    repo_root()
+        .join("tests/data/phenopacket-store-sample.jsonl.gz")
+        .display()
+        .to_string()
+}
+
+/// Imports `records` through the client library in messages of `per_message`.
+async fn import(
+    client: &mut Client,
+    records: Vec<pb::Phenopacket>,
+    policy: pb::ChangedRecordPolicy,
+) -> pb::ImportCasesResponse {
+    let mut messages = Vec::new();
+    let mut options = Some(pb::ImportOptions {
+        on_changed: policy.into(),
+        report_all: true,
+    });
+    for (i, chunk) in records.chunks(300).enumerate() {
+        messages.push(pb::ImportCasesRequest {
+            options: options.take(),
+            records: chunk
+                .iter()
+                .enumerate()
+                .map(|(j, r)| pb::ImportRecord {
+                    source: format!("test:{}", i * 300 + j + 1),
+                    phenopacket: Some(r.clone()),
+                })
+                .collect(),
+        });
+    }
+    client
+        .import_cases(tokio_stream::iter(messages))
+        .await
+        .unwrap()
+}
+
+/// Exports everything and parses it back.
+async fn export_all(server: &TestServer, dir: &Path) -> Vec<pb::Phenopacket> {
+    let path = dir.join("export.jsonl.gz");
+    run(server, &["export", "-o", &path.display().to_string()])
+        .await
+        .unwrap();
+    read_jsonl_gz(&path)
+        .into_iter()
+        .map(|(_, _, r)| r)
+        .collect()
+}
+
+#[tokio::test]
+async fn sample_imports_reimports_unchanged_and_exports_equal() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let out = run(
+        &server,
+        &[
+            "import",
+            &sample_path(),
+            "--report",
+            &report.display().to_string(),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(out.contains("created"), "{out}");
+    let first: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(first["read"], 257);
+    assert_eq!(first["created"], 257);
+    assert_eq!(first["rejected"], 0);
+
+    run(
+        &server,
+        &[
+            "import",
+            &sample_path(),
+            "--report",
+            &report.display().to_string(),
+        ],
+    )
+    .await
+    .unwrap();
+    let second: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(
+        (second["created"].as_u64(), second["unchanged"].as_u64()),
+        (Some(0), Some(257))
+    );
+
+    let mut expected: Vec<pb::Phenopacket> =
+        sample_records().into_iter().map(|(_, _, r)| r).collect();
+    let mut exported = export_all(&server, dir.path()).await;
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    exported.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(exported.len(), expected.len());
+    assert!(
+        exported == expected,
+        "exported records differ from the imported ones"
+    );
+}
+
+#[tokio::test]
+async fn bad_lines_are_rejected_one_by_one_and_the_rest_are_stored() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let good: Vec<String> = sample_records()
+        .into_iter()
+        .take(3)
+        .map(|(_, line, _)| line)
+        .collect();
+    let mut bad_curie = seed_case();
+    bad_curie.id = "bad-curie".to_owned();
+    bad_curie.phenotypic_features[0].r#type.as_mut().unwrap().id = "HP:25520".to_owned();
+    let mut oversized = seed_case();
+    oversized.id = "oversized".to_owned();
+    oversized.phenotypic_features[1].description = "x".repeat(200_000);
+    let lines = [
+        good[0].clone(),
+        "{\"id\": \"broken\", \"subject\": ".to_owned(),
+        good[1].clone(),
+        r#"{"id": "unknown-field", "metaData": {}, "favouriteColour": "blue"}"#.to_owned(),
+        serde_json::to_string(&bad_curie).unwrap(),
+        String::new(),
+        serde_json::to_string(&oversized).unwrap(),
+        good[2].clone(),
+    ];
+    let file = dir.path().join("mixed.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let report = dir.path().join("report.json");
+    let err = run(
+        &server,
+        &[
+            "import",
+            &file.display().to_string(),
+            "--report",
+            &report.display().to_string(),
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 3, "{}", err.report());
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["created"], 3);
+    assert_eq!(report["rejected"], 4);
+    let rejected: Vec<(String, String)> = report["rejectedRecords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["source"].as_str().unwrap().to_owned(),
+                r["errors"].to_string(),
+            )
+        })
+        .collect();
+    let name = file.display().to_string();
+    let find = |line: usize| {
+        rejected
+            .iter()
+            .find(|(source, _)| *source == format!("{name}:{line}"))
+            .map(|(_, errors)| errors.clone())
+            .unwrap_or_else(|| panic!("line {line} not reported in {rejected:#?}"))
+    };
+    assert!(
+        find(2).contains("EOF") || find(2).contains("end of"),
+        "{}",
+        find(2)
+    );
+    assert!(find(4).contains("favouriteColour"), "{}", find(4));
+    assert!(
+        find(5).contains("phenopacket.phenotypicFeatures[0].type.id"),
+        "{}",
+        find(5)
+    );
+    assert!(
+        find(7).contains("phenopacket.phenotypicFeatures[1].description"),
+        "{}",
+        find(7)
+    );
+    assert!(find(7).contains("limit is 131072 bytes"), "{}", find(7));
+
+    let info = server.client().await.registry_info().await.unwrap();
+    assert_eq!(info.active_cases, 3);
+}
+
+#[tokio::test]
+async fn changed_records_follow_the_policy() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let original = seed_case();
+    let mut changed = seed_case();
+    changed.phenotypic_features.pop();
+    let created = import(
+        &mut client,
+        vec![original.clone()],
+        pb::ChangedRecordPolicy::Unspecified,
+    )
+    .await;
+    assert_eq!(created.created, 1);
+
+    let skipped = import(
+        &mut client,
+        vec![changed.clone()],
+        pb::ChangedRecordPolicy::Unspecified,
+    )
+    .await;
+    assert_eq!(
+        (skipped.skipped, skipped.outcomes[0].kind),
+        (1, Kind::Skipped as i32)
+    );
+    let rejected = import(
+        &mut client,
+        vec![changed.clone()],
+        pb::ChangedRecordPolicy::Reject,
+    )
+    .await;
+    assert_eq!(
+        (rejected.rejected, rejected.outcomes[0].kind),
+        (1, Kind::Rejected as i32)
+    );
+    let case_id = rejected.outcomes[0].case_id.clone();
+    assert_eq!(
+        client
+            .get_case(&case_id, 0, false)
+            .await
+            .unwrap()
+            .phenopacket,
+        Some(original)
+    );
+
+    let replaced = import(
+        &mut client,
+        vec![changed.clone()],
+        pb::ChangedRecordPolicy::Replace,
+    )
+    .await;
+    assert_eq!((replaced.replaced, replaced.outcomes[0].version), (1, 2));
+    assert_eq!(
+        client
+            .get_case(&case_id, 0, false)
+            .await
+            .unwrap()
+            .phenopacket,
+        Some(changed)
+    );
+    assert_eq!(replaced.outcomes[0].source, "test:1");
+}
+
+#[tokio::test]
+async fn directories_and_single_documents_are_read() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("nested");
+    std::fs::create_dir(&nested).unwrap();
+    std::fs::copy(
+        repo_root().join("tests/fixtures/seed-calcinosis-cutis-sjogren.json"),
+        dir.path().join("seed.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo_root().join("tests/fixtures/phenopacket-schema-covid19.json"),
+        nested.join("covid.json"),
+    )
+    .unwrap();
+    std::fs::write(nested.join("notes.txt"), "not a phenopacket").unwrap();
+    let out = run(
+        &server,
+        &[
+            "--format",
+            "json",
+            "import",
+            &dir.path().display().to_string(),
+        ],
+    )
+    .await
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (report["read"].as_u64(), report["created"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let err = run(
+        &server,
+        &["import", &nested.join("notes.txt").display().to_string()],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.report().contains("notes.txt"), "{}", err.report());
+}
+
+#[tokio::test]
+async fn stream_limits_are_enforced() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let record = pb::ImportRecord {
+        source: String::new(),
+        phenopacket: Some(seed_case()),
+    };
+    let too_many = pb::ImportCasesRequest {
+        options: None,
+        records: vec![record.clone(); 1001],
+    };
+    let err = client
+        .import_cases(tokio_stream::iter(vec![too_many]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, casereg_client::ClientError::InvalidArgument { violations, .. } if violations[0].field == "records"),
+        "{err}"
+    );
+
+    let late_options = vec![
+        pb::ImportCasesRequest {
+            options: None,
+            records: vec![],
+        },
+        pb::ImportCasesRequest {
+            options: Some(pb::ImportOptions::default()),
+            records: vec![record],
+        },
+    ];
+    let err = client
+        .import_cases(tokio_stream::iter(late_options))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, casereg_client::ClientError::InvalidArgument { violations, .. } if violations[0].field == "options"),
+        "{err}"
+    );
+    assert_eq!(client.registry_info().await.unwrap().active_cases, 0);
+}
+
+#[tokio::test]
+async fn export_filters_by_id_and_status() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let records: Vec<pb::Phenopacket> = sample_records()
+        .into_iter()
+        .take(5)
+        .map(|(_, _, r)| r)
+        .collect();
+    let response = import(
+        &mut client,
+        records.clone(),
+        pb::ChangedRecordPolicy::Unspecified,
+    )
+    .await;
+    let ids: Vec<String> = response
+        .outcomes
+        .iter()
+        .map(|o| o.case_id.clone())
+        .collect();
+    client.delete_case(&ids[0], 0, "test").await.unwrap();
+
+    let out = run(&server, &["export", "--id", &ids[2], "--id", &ids[1]])
+        .await
+        .unwrap();
+    let exported: Vec<pb::Phenopacket> = out
+        .lines()
+        .map(|l| casereg_client::json::parse_phenopacket(l, "export").unwrap())
+        .collect();
+    assert_eq!(exported, vec![records[2].clone(), records[1].clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(export_all(&server, dir.path()).await.len(), 4);
+    let all = run(&server, &["export", "--include-retracted"])
+        .await
+        .unwrap();
+    assert_eq!(all.lines().count(), 5);
+    let bad = run(&server, &["export", "--id", "nope"]).await.unwrap_err();
+    assert!(bad.report().contains("case_ids[0]"), "{}", bad.report());
+}
