@@ -21,6 +21,10 @@ async fn run(server: &TestServer, args: &[&str]) -> Result<String, CliError> {
     Ok(String::from_utf8(out).unwrap())
 }
 
+fn read_report(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 fn sample_path() -> String {
     repo_root()
         .join("tests/data/phenopacket-store-sample.jsonl.gz")
@@ -87,8 +91,7 @@ async fn sample_imports_reimports_unchanged_and_exports_equal() {
     .await
     .unwrap();
     assert!(out.contains("created"), "{out}");
-    let first: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let first: serde_json::Value = read_report(&report);
     assert_eq!(first["read"], 257);
     assert_eq!(first["created"], 257);
     assert_eq!(first["rejected"], 0);
@@ -104,8 +107,7 @@ async fn sample_imports_reimports_unchanged_and_exports_equal() {
     )
     .await
     .unwrap();
-    let second: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let second: serde_json::Value = read_report(&report);
     assert_eq!(
         (second["created"].as_u64(), second["unchanged"].as_u64()),
         (Some(0), Some(257))
@@ -164,8 +166,7 @@ async fn bad_lines_are_rejected_one_by_one_and_the_rest_are_stored() {
     .unwrap_err();
     assert_eq!(err.exit_code(), 3, "{}", err.report());
 
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let report: serde_json::Value = read_report(&report);
     assert_eq!(report["created"], 3);
     assert_eq!(report["rejected"], 4);
     let rejected: Vec<(String, String)> = report["rejectedRecords"]

@@ -1,9 +1,10 @@
 //! The sled-backed case store.
 //!
 //! Trees (all keys are bytes, see ARCHITECTURE.md "Storage encoding"):
-//! - `cases`: case id (16 ASCII hex bytes) → the current version, a protobuf `StoredCase`.
-//! - `versions`: case id + version (8 bytes big-endian) → every version ever stored,
-//!   append-only, so retraction and updates never lose history.
+//! - `cases`: case id (16 ASCII hex bytes) → the current version's envelope and digest, a
+//!   protobuf `StoredCase` with an empty record.
+//! - `versions`: case id + version (8 bytes big-endian) → every version ever stored, record
+//!   included, append-only, so retraction and updates never lose history.
 //! - `meta`: `format` → [`FORMAT`]; `count.active` / `count.retracted` → u64 big-endian.
 //!
 //! Architecture invariant: every write is one sled transaction over these trees followed by
@@ -71,7 +72,8 @@ const STATUS_ACTIVE: u32 = 1;
 const STATUS_RETRACTED: u32 = 2;
 
 impl StoredCase {
-    fn from_record(case: &CaseRecord) -> Self {
+    /// The stored form of `case`; without its record bytes for the `cases` tree.
+    fn from_record(case: &CaseRecord, with_record: bool) -> Self {
         Self {
             case_id: case.id.as_str().to_owned(),
             center_id: case.center.as_str().to_owned(),
@@ -84,7 +86,11 @@ impl StoredCase {
             },
             retraction_reason: case.retraction_reason.clone(),
             external_id: case.external_id.as_str().to_owned(),
-            record: case.record.clone(),
+            record: if with_record {
+                case.record.clone()
+            } else {
+                Vec::new()
+            },
             sex: case.digest.sex,
             diseases: case.digest.diseases.clone(),
             present_features: case.digest.present_features,
@@ -125,8 +131,8 @@ fn decode(bytes: &[u8]) -> Result<CaseRecord> {
         .into_record()
 }
 
-fn encode(case: &CaseRecord) -> Vec<u8> {
-    StoredCase::from_record(case).encode_to_vec()
+fn encode(case: &CaseRecord, with_record: bool) -> Vec<u8> {
+    StoredCase::from_record(case, with_record).encode_to_vec()
 }
 
 fn version_key(id: &CaseId, version: u64) -> [u8; CaseId::LEN + 8] {
@@ -204,7 +210,8 @@ pub enum ImportResult {
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
-    /// Cases in id order.
+    /// Cases in id order: envelopes and digests only, the `record` field is left empty (a
+    /// listing never reads records).
     pub cases: Vec<CaseRecord>,
     /// Token for the next page; `None` on the last page.
     pub next_page_token: Option<String>,
@@ -228,11 +235,26 @@ fn tx_error(e: TransactionError<CoreError>) -> CoreError {
     }
 }
 
-fn read_case(tree: &TransactionalTree, id: &CaseId) -> TxResult<Option<CaseRecord>> {
-    match tree.get(id.as_bytes())? {
-        None => Ok(None),
+/// The current version of a case, record included, inside a transaction.
+fn read_case(
+    cases: &TransactionalTree,
+    versions: &TransactionalTree,
+    id: &CaseId,
+) -> TxResult<Option<CaseRecord>> {
+    let Some(bytes) = cases.get(id.as_bytes())? else {
+        return Ok(None);
+    };
+    let envelope = decode(&bytes).or_else(abort)?;
+    match versions.get(version_key(id, envelope.version))? {
         Some(bytes) => decode(&bytes).map(Some).or_else(abort),
+        None => abort(missing_version(id, envelope.version)),
     }
+}
+
+fn missing_version(id: &CaseId, version: u64) -> CoreError {
+    CoreError::Corrupt(format!(
+        "case {id}: current version {version} missing from the versions tree"
+    ))
 }
 
 fn add_count(meta: &TransactionalTree, key: &[u8], delta: i64) -> TxResult<()> {
@@ -262,9 +284,10 @@ fn write_version(
     versions: &TransactionalTree,
     case: &CaseRecord,
 ) -> TxResult<()> {
-    let bytes = encode(case);
-    cases.insert(case.id.as_bytes(), bytes.as_slice())?;
-    versions.insert(&version_key(&case.id, case.version), bytes)?;
+    // The record is stored once, in `versions`; `cases` holds the envelope and digest only,
+    // so a write copies the record once and a listing never reads records.
+    cases.insert(case.id.as_bytes(), encode(case, false))?;
+    versions.insert(&version_key(&case.id, case.version), encode(case, true))?;
     Ok(())
 }
 
@@ -317,21 +340,10 @@ impl Store {
         let id = CaseId::derive(center, &draft.external_id);
         let outcome = (&self.cases, &self.versions, &self.meta)
             .transaction(|(cases, versions, meta)| {
-                if let Some(existing) = read_case(cases, &id)? {
+                if let Some(existing) = read_case(cases, versions, &id)? {
                     return existing_on_create(existing, &draft).or_else(abort);
                 }
-                let case = CaseRecord {
-                    id,
-                    center: center.clone(),
-                    version: 1,
-                    created: now,
-                    updated: now,
-                    status: CaseStatus::Active,
-                    retraction_reason: String::new(),
-                    external_id: draft.external_id.clone(),
-                    record: draft.record.clone(),
-                    digest: draft.digest.clone(),
-                };
+                let case = new_case(id, center, &draft, now);
                 write_version(cases, versions, &case)?;
                 add_count(meta, KEY_ACTIVE, 1)?;
                 Ok(Created {
@@ -362,20 +374,9 @@ impl Store {
                 let mut created = 0i64;
                 for draft in drafts {
                     let id = CaseId::derive(center, &draft.external_id);
-                    let result = match read_case(cases, &id)? {
+                    let result = match read_case(cases, versions, &id)? {
                         None => {
-                            let case = CaseRecord {
-                                id,
-                                center: center.clone(),
-                                version: 1,
-                                created: now,
-                                updated: now,
-                                status: CaseStatus::Active,
-                                retraction_reason: String::new(),
-                                external_id: draft.external_id.clone(),
-                                record: draft.record.clone(),
-                                digest: draft.digest.clone(),
-                            };
+                            let case = new_case(id, center, draft, now);
                             write_version(cases, versions, &case)?;
                             created += 1;
                             ImportResult::Created(case)
@@ -404,12 +405,13 @@ impl Store {
     /// Every case in id order (retracted ones only when asked), read lazily.
     pub fn scan(&self, include_retracted: bool) -> impl Iterator<Item = Result<CaseRecord>> + '_ {
         self.cases.iter().filter_map(move |entry| {
-            let case = entry
+            let envelope = entry
                 .map_err(CoreError::from)
                 .and_then(|(_, bytes)| decode(&bytes));
-            match case {
+            match envelope {
                 Ok(case) if case.status == CaseStatus::Retracted && !include_retracted => None,
-                other => Some(other),
+                Ok(case) => Some(self.version(&case.id, case.version)),
+                Err(e) => Some(Err(e)),
             }
         })
     }
@@ -438,8 +440,7 @@ impl Store {
             });
         }
         match version {
-            None => Ok(current),
-            Some(v) if v == current.version => Ok(current),
+            None => self.version(id, current.version),
             Some(v) => match self.versions.get(version_key(id, v))? {
                 Some(bytes) => decode(&bytes),
                 None => Err(CoreError::NotFound {
@@ -447,6 +448,14 @@ impl Store {
                     detail: format!(" at version {v} (current version is {})", current.version),
                 }),
             },
+        }
+    }
+
+    /// A stored version that must exist (the current one, say).
+    fn version(&self, id: &CaseId, version: u64) -> Result<CaseRecord> {
+        match self.versions.get(version_key(id, version))? {
+            Some(bytes) => decode(&bytes),
+            None => Err(missing_version(id, version)),
         }
     }
 
@@ -460,7 +469,7 @@ impl Store {
     ) -> Result<Updated> {
         let outcome = (&self.cases, &self.versions)
             .transaction(|(cases, versions)| {
-                let Some(current) = read_case(cases, id)? else {
+                let Some(current) = read_case(cases, versions, id)? else {
                     return abort(CoreError::NotFound {
                         case_id: *id,
                         detail: String::new(),
@@ -534,7 +543,7 @@ impl Store {
         }
         let (case, changed) = (&self.cases, &self.versions, &self.meta)
             .transaction(|(cases, versions, meta)| {
-                let Some(current) = read_case(cases, id)? else {
+                let Some(current) = read_case(cases, versions, id)? else {
                     return abort(CoreError::NotFound {
                         case_id: *id,
                         detail: String::new(),
@@ -625,6 +634,22 @@ impl Store {
             active: read(KEY_ACTIVE)?,
             retracted: read(KEY_RETRACTED)?,
         })
+    }
+}
+
+/// Version 1 of a case made from a draft.
+fn new_case(id: CaseId, center: &CenterId, draft: &CaseDraft, now: UnixMicros) -> CaseRecord {
+    CaseRecord {
+        id,
+        center: center.clone(),
+        version: 1,
+        created: now,
+        updated: now,
+        status: CaseStatus::Active,
+        retraction_reason: String::new(),
+        external_id: draft.external_id.clone(),
+        record: draft.record.clone(),
+        digest: draft.digest.clone(),
     }
 }
 

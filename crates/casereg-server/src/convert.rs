@@ -3,43 +3,22 @@
 //! Inbound, a `Phenopacket` becomes a [`CaseDraft`] after every check the record must pass,
 //! with all problems collected (not just the first) as field violations whose paths use the
 //! record's JSON spelling (`phenopacket.phenotypicFeatures[2].type.id`). Two passes:
-//! - a reflective walk over every field of the record (so no field can be forgotten when the
-//!   schema grows): string lengths and the id of every `OntologyClass`;
+//! - a reflective walk over every field of the record ([`record_walk`], so no field can be
+//!   forgotten when the schema grows): string lengths and the id of every `OntologyClass`;
 //! - typed checks of what the Phenopacket schema requires, and the listing digest.
 
-use std::fmt::Write as _;
-use std::sync::LazyLock;
-
 use casereg_core::case::{
-    CaseDigest, CaseDraft, CaseRecord, CaseStatus, NoteKind, OntologyRef, TermNote, UnixMicros,
+    CaseDigest, CaseDraft, CaseRecord, CaseStatus, NoteKind, TermNote, UnixMicros,
 };
 use casereg_core::case::{check_ontology_refs, push_violation};
 use casereg_core::ids::ExternalId;
-use casereg_core::limits::{MAX_ID_BYTES, MAX_RECORD_BYTES, MAX_TEXT_BYTES};
+use casereg_core::limits::MAX_RECORD_BYTES;
 use casereg_core::ontology::{Ontology, Resolution};
 use casereg_core::{CoreError, FieldViolation};
 use casereg_proto::v1 as pb;
+
+use crate::record_walk;
 use prost::Message as _;
-use prost_reflect::{
-    DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage as _, Value,
-};
-
-/// Full protobuf name of the ontology class message, found by the reflective walk.
-const ONTOLOGY_CLASS: &str = "casereg.v1.OntologyClass";
-
-/// Fields whose ontology class says what a record element *is* (and what search keys on):
-/// there a malformed id is an error. Elsewhere (modifiers, units, evidence codes…) it is kept
-/// with a warning: published records carry a few such slips (one phenopacket-store record
-/// has its modifier's id and label swapped), and refusing the whole record would lose it.
-const KEY_CLASS_FIELDS: &[&str] = &["type", "term", "agent", "code", "assay", "disease"];
-
-/// The `Phenopacket` message descriptor from the compiled contract.
-static PHENOPACKET_DESCRIPTOR: LazyLock<Result<MessageDescriptor, String>> = LazyLock::new(|| {
-    let pool = DescriptorPool::decode(casereg_proto::FILE_DESCRIPTOR_SET)
-        .map_err(|e| format!("descriptor set: {e}"))?;
-    pool.get_message_by_name("casereg.v1.Phenopacket")
-        .ok_or_else(|| "casereg.v1.Phenopacket missing from the descriptor set".to_owned())
-});
 
 /// Checks a submitted phenopacket and turns it into a draft, or explains every problem.
 /// `field` is the request field that holds the record (`phenopacket`).
@@ -67,13 +46,8 @@ pub fn phenopacket_to_draft(
     }
     let mut violations = Vec::new();
     let mut refs = Vec::new();
-    let descriptor = PHENOPACKET_DESCRIPTOR
-        .as_ref()
-        .map_err(|e| CoreError::Corrupt(e.clone()))?;
-    let dynamic = DynamicMessage::decode(descriptor.clone(), record.as_slice())
-        .map_err(|e| CoreError::Corrupt(format!("re-decoding the record: {e}")))?;
-    let mut path = field.to_owned();
-    walk(&dynamic, false, &mut path, &mut refs, &mut violations);
+    record_walk::walk_phenopacket(&record, field, &mut refs, &mut violations)
+        .map_err(|e| CoreError::Corrupt(format!("walking the encoded record: {e}")))?;
 
     check_required(phenopacket, field, &mut violations);
     let external_id = match ExternalId::parse(&phenopacket.id) {
@@ -98,98 +72,6 @@ pub fn phenopacket_to_draft(
             notes,
         )),
         _ => Err(CoreError::Invalid(violations)),
-    }
-}
-
-/// Visits every set field: bounds each string, collects each ontology class id.
-fn walk(
-    message: &DynamicMessage,
-    key_position: bool,
-    path: &mut String,
-    refs: &mut Vec<OntologyRef>,
-    violations: &mut Vec<FieldViolation>,
-) {
-    if message.descriptor().full_name() == ONTOLOGY_CLASS {
-        let id = message
-            .get_field_by_name("id")
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        if id.is_empty() {
-            push_violation(
-                violations,
-                FieldViolation::new(format!("{path}.id"), "is required"),
-            );
-        } else {
-            let label = message
-                .get_field_by_name("label")
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            refs.push(OntologyRef {
-                field: format!("{path}.id"),
-                id,
-                label,
-                must_be_curie: key_position,
-            });
-        }
-    }
-    for (field, value) in message.fields() {
-        let len = path.len();
-        path.push('.');
-        path.push_str(field.json_name());
-        let is_id = field.name() == "id" || field.name().ends_with("_id");
-        let key_position = KEY_CLASS_FIELDS.contains(&field.name());
-        walk_value(value, is_id, key_position, path, refs, violations);
-        path.truncate(len);
-    }
-}
-
-fn walk_value(
-    value: &Value,
-    is_id: bool,
-    key_position: bool,
-    path: &mut String,
-    refs: &mut Vec<OntologyRef>,
-    violations: &mut Vec<FieldViolation>,
-) {
-    match value {
-        Value::String(text) => {
-            let limit = if is_id { MAX_ID_BYTES } else { MAX_TEXT_BYTES };
-            if text.len() > limit {
-                push_violation(
-                    violations,
-                    FieldViolation::new(
-                        path.clone(),
-                        format!("is {} bytes long; the limit is {limit} bytes", text.len()),
-                    ),
-                );
-            }
-        }
-        Value::Message(inner) => walk(inner, key_position, path, refs, violations),
-        Value::List(items) => {
-            for (i, item) in items.iter().enumerate() {
-                let len = path.len();
-                let _ = write!(path, "[{i}]");
-                walk_value(item, is_id, key_position, path, refs, violations);
-                path.truncate(len);
-            }
-        }
-        Value::Map(entries) => {
-            for (key, item) in entries {
-                let len = path.len();
-                let _ = write!(path, "[{key:?}]");
-                walk_value(item, is_id, key_position, path, refs, violations);
-                path.truncate(len);
-            }
-        }
-        Value::Bool(_)
-        | Value::I32(_)
-        | Value::I64(_)
-        | Value::U32(_)
-        | Value::U64(_)
-        | Value::F32(_)
-        | Value::F64(_)
-        | Value::Bytes(_)
-        | Value::EnumNumber(_) => {}
     }
 }
 

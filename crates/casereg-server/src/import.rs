@@ -1,8 +1,9 @@
 //! Bulk import and export: the streaming halves of the service.
 //!
 //! Import is a pipeline of batches: while one batch is checked and committed on a blocking
-//! thread (one sled transaction, one flush), the next one is received. At most one batch is
-//! in flight and one is filling, so memory stays bounded whatever the stream's length.
+//! thread (one sled transaction, one flush), the next one is received and checked on another;
+//! commits take turns. At most two batches are in flight and one is filling, so memory stays
+//! bounded whatever the stream's length.
 
 use std::sync::Arc;
 

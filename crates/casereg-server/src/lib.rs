@@ -7,6 +7,7 @@
 pub mod config;
 pub mod convert;
 pub mod import;
+pub mod record_walk;
 pub mod service;
 pub mod status;
 
@@ -75,6 +76,7 @@ pub fn open_registry(config: &Config) -> Result<Registry, ServerError> {
         hpo,
         center,
         strict_terms: config.strict_terms,
+        import_commit: std::sync::Mutex::new(()),
     })
 }
 

@@ -30,6 +30,9 @@ pub struct Registry {
     pub center: CenterId,
     /// Reject unknown HPO ids instead of warning.
     pub strict_terms: bool,
+    /// Serialises import commits: batches are checked in parallel, but committing two at
+    /// once would only make their transactions conflict and retry.
+    pub import_commit: std::sync::Mutex<()>,
 }
 
 impl Registry {
