@@ -25,6 +25,10 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 /// Largest message the client sends or accepts, in bytes (matches the server's limit).
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 
+/// HTTP/2 flow-control windows, in bytes (the server uses the same).
+const HTTP2_STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+
 /// Connection settings.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -83,7 +87,10 @@ impl Client {
         // get `request_timeout` each (see `unary`).
         let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| connect_error(format!("not a valid address: {e}")))?
-            .connect_timeout(options.connect_timeout);
+            .connect_timeout(options.connect_timeout)
+            // The protocol's 64 KiB default window stalls bulk imports; match the server.
+            .initial_stream_window_size(HTTP2_STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(HTTP2_CONNECTION_WINDOW_BYTES);
         let channel = endpoint
             .connect()
             .await

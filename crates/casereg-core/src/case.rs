@@ -48,14 +48,15 @@ pub struct CaseDigest {
 }
 
 /// An ontology-class id found in a record, with its path (`phenotypicFeatures[0].type.id`).
+/// Borrows the id and label from the encoded record it was found in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OntologyRef {
+pub struct OntologyRef<'a> {
     /// Path of the id in the request.
     pub field: String,
     /// The id as submitted.
-    pub id: String,
+    pub id: &'a str,
     /// The class's label as submitted (used to explain a malformed id).
-    pub label: String,
+    pub label: &'a str,
     /// Whether a malformed id is an error here (the class says what a record element is)
     /// rather than a warning (a qualifier such as a modifier or unit).
     pub must_be_curie: bool,
@@ -124,22 +125,22 @@ pub struct CaseRecord {
 /// problems are appended to `violations` (unknown HPO ids only when `strict`).
 pub fn check_ontology_refs(
     hpo: &Ontology,
-    refs: &[OntologyRef],
+    refs: &[OntologyRef<'_>],
     strict: bool,
     violations: &mut Vec<FieldViolation>,
 ) -> (Vec<TermId>, Vec<TermNote>) {
     let mut terms = Vec::new();
     let mut notes = Vec::new();
     for reference in refs {
-        let curie = match Curie::parse(&reference.id) {
-            Ok(curie) => curie,
+        let term = match Curie::check_term(reference.id) {
+            Ok(term) => term,
             Err(e) if reference.must_be_curie => {
                 push_violation(violations, FieldViolation::new(&reference.field, e.0));
                 continue;
             }
             Err(e) => {
                 let mut reason = e.0;
-                if Curie::parse(&reference.label).is_ok() {
+                if Curie::parse(reference.label).is_ok() {
                     reason.push_str(&format!(
                         "; the label {:?} looks like the id (swapped?)",
                         reference.label
@@ -147,13 +148,13 @@ pub fn check_ontology_refs(
                 }
                 notes.push(TermNote {
                     field: reference.field.clone(),
-                    submitted: reference.id.clone(),
+                    submitted: reference.id.to_owned(),
                     kind: NoteKind::Malformed(reason),
                 });
                 continue;
             }
         };
-        let Some(term) = curie.hpo_term() else {
+        let Some(term) = term else {
             continue;
         };
         let resolution = hpo.resolve(term);
@@ -163,7 +164,8 @@ pub fn check_ontology_refs(
                 FieldViolation::new(
                     &reference.field,
                     format!(
-                        "{curie} is not in HPO release {} and unknown terms are rejected (strict terms mode)",
+                        "{} is not in HPO release {} and unknown terms are rejected (strict terms mode)",
+                        reference.id,
                         hpo.version()
                     ),
                 ),
@@ -174,7 +176,7 @@ pub fn check_ontology_refs(
         if !matches!(resolution, Resolution::Current(_)) {
             notes.push(TermNote {
                 field: reference.field.clone(),
-                submitted: curie.to_string(),
+                submitted: reference.id.to_owned(),
                 kind: NoteKind::Resolved(resolution),
             });
         }
@@ -199,11 +201,11 @@ pub fn push_violation(violations: &mut Vec<FieldViolation>, violation: FieldViol
 mod tests {
     use super::*;
 
-    fn reference(field: &str, id: &str) -> OntologyRef {
+    fn reference<'a>(field: &str, id: &'a str) -> OntologyRef<'a> {
         OntologyRef {
             field: field.to_owned(),
-            id: id.to_owned(),
-            label: String::new(),
+            id,
+            label: "",
             must_be_curie: true,
         }
     }
@@ -256,8 +258,8 @@ mod tests {
         let hpo = Ontology::embedded().unwrap();
         let swapped = OntologyRef {
             field: "m".to_owned(),
-            id: "Triggered by cold".to_owned(),
-            label: "HP:0025206".to_owned(),
+            id: "Triggered by cold",
+            label: "HP:0025206",
             must_be_curie: false,
         };
         let mut violations = Vec::new();

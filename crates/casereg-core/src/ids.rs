@@ -150,7 +150,27 @@ pub struct Curie {
 impl Curie {
     /// Checks the syntax of a CURIE. HPO ids are further required to be `HP:` + 7 digits.
     pub fn parse(text: &str) -> Result<Self, IdError> {
-        let bad = |why: &str| {
+        let colon = Self::check(text)?;
+        Ok(Self {
+            text: text.to_owned(),
+            colon,
+        })
+    }
+
+    /// Checks a CURIE without keeping it (no allocation on success): the HPO term when it is
+    /// an HPO id, `None` for other prefixes.
+    pub fn check_term(text: &str) -> Result<Option<TermId>, IdError> {
+        let colon = Self::check(text)?;
+        if &text[..colon] == "HP" {
+            Ok(text[colon + 1..].parse().ok().map(TermId))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The syntax check; returns the position of the colon.
+    fn check(text: &str) -> Result<usize, IdError> {
+        let bad = |why: &str| -> Result<usize, IdError> {
             Err(IdError(format!(
                 "{:?} is not a CURIE ({why}); expected PREFIX:LOCAL such as HP:0001250",
                 truncate_for_message(text)
@@ -181,10 +201,7 @@ impl Curie {
         if prefix == "HP" && (local.len() != 7 || !local.bytes().all(|b| b.is_ascii_digit())) {
             return bad("an HPO id is HP: followed by exactly 7 digits");
         }
-        Ok(Self {
-            text: text.to_owned(),
-            colon,
-        })
+        Ok(colon)
     }
 
     /// The prefix, e.g. `HP`.

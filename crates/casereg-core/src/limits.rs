@@ -7,6 +7,13 @@
 /// set on purpose on both sides so that the limit is a decision, not an accident).
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 
+/// HTTP/2 flow-control window per stream, in bytes (both sides). The protocol default of
+/// 64 KiB makes a bulk import stop for a window update every few records.
+pub const HTTP2_STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+
+/// HTTP/2 flow-control window per connection, in bytes (both sides).
+pub const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+
 /// Largest encoded phenopacket accepted, in bytes. The largest of the 8,464 published
 /// phenopacket-store records is far below this; a record this big is almost surely a mistake.
 pub const MAX_RECORD_BYTES: usize = 2 * 1024 * 1024;
@@ -39,7 +46,7 @@ pub const MAX_IMPORT_RECORDS_PER_MESSAGE: usize = 1_000;
 
 /// Records written per durable commit during an import (group commit): large enough that
 /// the flush is paid rarely, small enough that a batch stays a few MiB.
-pub const IMPORT_BATCH_RECORDS: usize = 256;
+pub const IMPORT_BATCH_RECORDS: usize = 512;
 
 /// Most outcomes listed in one import response; counts are always complete.
 pub const MAX_IMPORT_OUTCOMES: usize = 100_000;

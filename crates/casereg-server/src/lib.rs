@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casereg_core::ids::CenterId;
-use casereg_core::limits::MAX_MESSAGE_BYTES;
+use casereg_core::limits::{
+    HTTP2_CONNECTION_WINDOW_BYTES, HTTP2_STREAM_WINDOW_BYTES, MAX_MESSAGE_BYTES,
+};
 use casereg_core::ontology::Ontology;
 use casereg_core::store::Store;
 use casereg_proto::v1::case_registry_server::CaseRegistryServer;
@@ -121,6 +123,8 @@ pub async fn serve(
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
+        .initial_stream_window_size(HTTP2_STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(HTTP2_CONNECTION_WINDOW_BYTES)
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -125,10 +125,10 @@ fn build_schema() -> Result<Schema, String> {
 /// Walks an encoded `Phenopacket`: bounds every string and collects every ontology class
 /// id with its path (`{root}.phenotypicFeatures[2].type.id`). The bytes must be a prost
 /// encoding of the typed message (so well-formed); anything else is reported as an error.
-pub fn walk_phenopacket(
-    record: &[u8],
+pub fn walk_phenopacket<'r>(
+    record: &'r [u8],
     root: &str,
-    refs: &mut Vec<OntologyRef>,
+    refs: &mut Vec<OntologyRef<'r>>,
     violations: &mut Vec<FieldViolation>,
 ) -> Result<(), String> {
     let schema = SCHEMA.as_ref().map_err(Clone::clone)?;
@@ -141,16 +141,16 @@ pub fn walk_phenopacket(
     walker.message(record, schema.phenopacket, false, &mut path, 0)
 }
 
-struct Walker<'a> {
+struct Walker<'a, 'r> {
     schema: &'a Schema,
-    refs: &'a mut Vec<OntologyRef>,
+    refs: &'a mut Vec<OntologyRef<'r>>,
     violations: &'a mut Vec<FieldViolation>,
 }
 
-impl Walker<'_> {
+impl<'r> Walker<'_, 'r> {
     fn message(
         &mut self,
-        mut bytes: &[u8],
+        mut bytes: &'r [u8],
         message: usize,
         key_position: bool,
         path: &mut String,
@@ -251,8 +251,8 @@ impl Walker<'_> {
             match class_id {
                 Some(id) if !id.is_empty() => self.refs.push(OntologyRef {
                     field: format!("{path}.id"),
-                    id: id.to_owned(),
-                    label: class_label.unwrap_or_default().to_owned(),
+                    id,
+                    label: class_label.unwrap_or_default(),
                     must_be_curie: key_position,
                 }),
                 _ => push_violation(
@@ -314,16 +314,11 @@ mod tests {
         };
         let mut refs = Vec::new();
         let mut violations = Vec::new();
-        walk_phenopacket(
-            &record.encode_to_vec(),
-            "phenopacket",
-            &mut refs,
-            &mut violations,
-        )
-        .unwrap();
+        let bytes = record.encode_to_vec();
+        walk_phenopacket(&bytes, "phenopacket", &mut refs, &mut violations).unwrap();
         let found: Vec<(&str, &str, bool)> = refs
             .iter()
-            .map(|r| (r.field.as_str(), r.id.as_str(), r.must_be_curie))
+            .map(|r| (r.field.as_str(), r.id, r.must_be_curie))
             .collect();
         assert_eq!(
             found,
