@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use prost::Message as _;
 
 /// The .proto files that make up the contract, relative to `proto/`.
-const PROTO_FILES: &[&str] = &["casereg/v1/phenopacket.proto", "casereg/v1/registry.proto"];
+const PROTO_FILES: &[&str] = &[
+    "casereg/v1/phenopacket.proto",
+    "casereg/v1/registry.proto",
+    "casereg/v1/ontology.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);

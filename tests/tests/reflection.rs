@@ -44,6 +44,7 @@ async fn reflection_v1_lists_services_and_describes_the_record() {
     names.sort();
     for expected in [
         "casereg.v1.CaseRegistry",
+        "casereg.v1.Ontology",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
     ] {

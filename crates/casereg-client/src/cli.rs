@@ -135,6 +135,23 @@ pub enum Command {
         #[arg(long)]
         include_retracted: bool,
     },
+    /// Look up HPO terms: by id (`HP:0025520`) or by words of a name or synonym.
+    Term {
+        /// An HPO id, or words to search for.
+        query: String,
+        /// Most search hits (at most 100).
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        /// For an id: list all its ancestors.
+        #[arg(long, conflicts_with = "descendants")]
+        ancestors: bool,
+        /// For an id: list all its descendants (what a phenotype search includes).
+        #[arg(long)]
+        descendants: bool,
+        /// Include obsolete terms in search hits.
+        #[arg(long)]
+        include_obsolete: bool,
+    },
     /// Registry versions, ontology releases and counts.
     Info,
     /// Health check: prints SERVING and exits 0 when the server is up.
@@ -380,6 +397,34 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 crate::import_cli::run_export(&mut client, request, output.as_deref(), out).await?;
             eprintln!("exported {written} cases");
         }
+        Command::Term {
+            query,
+            limit,
+            ancestors,
+            descendants,
+            include_obsolete,
+        } => {
+            let looks_like_id = query.trim().to_ascii_uppercase().starts_with("HP:");
+            if ancestors || descendants {
+                let response = client.term_relatives(query.trim(), ancestors).await?;
+                match format {
+                    Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                    Format::Human => write_relatives(out, &response, ancestors)?,
+                }
+            } else if looks_like_id {
+                let response = client.get_term(query.trim()).await?;
+                match format {
+                    Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                    Format::Human => write_term(out, &response)?,
+                }
+            } else {
+                let response = client.search_terms(&query, limit, include_obsolete).await?;
+                match format {
+                    Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                    Format::Human => write_term_matches(out, &response)?,
+                }
+            }
+        }
         Command::Info => {
             let info = client.registry_info().await?;
             match format {
@@ -584,6 +629,82 @@ fn write_listing(
     writeln!(out, "{} cases shown", cases.len())?;
     if !next.is_empty() {
         writeln!(out, "more: casereg list --page-token {next}")?;
+    }
+    Ok(())
+}
+
+fn write_term(out: &mut dyn Write, response: &pb::GetTermResponse) -> std::io::Result<()> {
+    let term = response.term.clone().unwrap_or_default();
+    writeln!(out, "{}  {}", term.id, term.name)?;
+    if !response.requested_id.is_empty() {
+        writeln!(
+            out,
+            "  (asked for {}, an alternative id of this term)",
+            response.requested_id
+        )?;
+    }
+    if term.obsolete {
+        let replacement = if term.replaced_by.is_empty() {
+            "no replacement named".to_owned()
+        } else {
+            format!("replaced by {}", term.replaced_by)
+        };
+        writeln!(out, "  obsolete: {replacement}")?;
+    }
+    for parent in &term.parents {
+        writeln!(out, "  is a      {}  {}", parent.id, parent.name)?;
+    }
+    for synonym in &term.synonyms {
+        writeln!(out, "  synonym   {synonym}")?;
+    }
+    writeln!(out, "  children  {}", term.child_count)?;
+    writeln!(out, "  release   HPO {}", response.release)?;
+    Ok(())
+}
+
+fn write_term_matches(
+    out: &mut dyn Write,
+    response: &pb::SearchTermsResponse,
+) -> std::io::Result<()> {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["id", "name", "matched synonym"]);
+    for hit in &response.matches {
+        let term = hit.term.clone().unwrap_or_default();
+        let synonym = if hit.synonym {
+            hit.matched.clone()
+        } else {
+            String::new()
+        };
+        table.add_row([term.id, term.name, synonym]);
+    }
+    writeln!(out, "{table}")?;
+    writeln!(
+        out,
+        "{} of {} matching terms shown",
+        response.matches.len(),
+        response.total
+    )?;
+    Ok(())
+}
+
+fn write_relatives(
+    out: &mut dyn Write,
+    response: &pb::GetRelativesResponse,
+    up: bool,
+) -> std::io::Result<()> {
+    let term = response.term.clone().unwrap_or_default();
+    let what = if up { "ancestors" } else { "descendants" };
+    writeln!(
+        out,
+        "{} {} of {}  {}",
+        response.relatives.len(),
+        what,
+        term.id,
+        term.name
+    )?;
+    for relative in &response.relatives {
+        writeln!(out, "  {}  {}", relative.id, relative.name)?;
     }
     Ok(())
 }

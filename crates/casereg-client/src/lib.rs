@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use casereg_proto::v1 as pb;
 use casereg_proto::v1::case_registry_client::CaseRegistryClient;
+use casereg_proto::v1::ontology_client::OntologyClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -51,6 +52,7 @@ impl Default for ConnectOptions {
 #[derive(Debug, Clone)]
 pub struct Client {
     registry: CaseRegistryClient<Channel>,
+    ontology: OntologyClient<Channel>,
     health: HealthClient<Channel>,
     request_timeout: Duration,
 }
@@ -99,6 +101,7 @@ impl Client {
             registry: CaseRegistryClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            ontology: OntologyClient::new(channel.clone()),
             health: HealthClient::new(channel),
             request_timeout: options.request_timeout,
         })
@@ -212,6 +215,47 @@ impl Client {
         request: pb::ExportCasesRequest,
     ) -> Result<tonic::Streaming<pb::ExportCasesResponse>, ClientError> {
         Ok(self.registry.export_cases(request).await?.into_inner())
+    }
+
+    /// One HPO term by id (alternative ids answer with their primary term).
+    pub async fn get_term(&mut self, id: &str) -> Result<pb::GetTermResponse, ClientError> {
+        let request = pb::GetTermRequest { id: id.to_owned() };
+        let t = self.request_timeout;
+        unary(t, self.ontology.get_term(with_deadline(request, t))).await
+    }
+
+    /// HPO terms matching `query` by name or synonym, best first.
+    pub async fn search_terms(
+        &mut self,
+        query: &str,
+        limit: u32,
+        include_obsolete: bool,
+    ) -> Result<pb::SearchTermsResponse, ClientError> {
+        let request = pb::SearchTermsRequest {
+            query: query.to_owned(),
+            limit,
+            include_obsolete,
+        };
+        let t = self.request_timeout;
+        unary(t, self.ontology.search_terms(with_deadline(request, t))).await
+    }
+
+    /// Ancestors (`up`) or descendants of an HPO term.
+    pub async fn term_relatives(
+        &mut self,
+        id: &str,
+        up: bool,
+    ) -> Result<pb::GetRelativesResponse, ClientError> {
+        let request = with_deadline(
+            pb::GetRelativesRequest { id: id.to_owned() },
+            self.request_timeout,
+        );
+        let t = self.request_timeout;
+        if up {
+            unary(t, self.ontology.get_ancestors(request)).await
+        } else {
+            unary(t, self.ontology.get_descendants(request)).await
+        }
     }
 
     /// The standard gRPC health check of the whole server.

@@ -59,3 +59,12 @@ pub const EXPORT_CHUNK_CASES: usize = 100;
 
 /// Most case ids one export may name.
 pub const MAX_EXPORT_IDS: usize = 10_000;
+
+/// Longest ontology search query, in bytes.
+pub const MAX_TERM_QUERY_BYTES: usize = 200;
+
+/// Ontology search hits returned when a request asks for 0.
+pub const DEFAULT_TERM_RESULTS: u32 = 10;
+
+/// Most ontology search hits one request may ask for.
+pub const MAX_TERM_RESULTS: u32 = 100;

@@ -98,6 +98,20 @@ pub struct Ontology {
     terms: Vec<Term>,
     by_id: HashMap<TermId, usize>,
     alt_ids: HashMap<TermId, TermId>,
+    children: HashMap<TermId, Vec<TermId>>,
+    /// Lower-cased names and synonyms for search: (term index, text, is synonym).
+    search_texts: Vec<(usize, String, bool)>,
+}
+
+/// One hit of [`Ontology::search`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermHit<'a> {
+    /// The term.
+    pub term: &'a Term,
+    /// The name or synonym that matched, as the release writes it.
+    pub matched: &'a str,
+    /// Whether `matched` is a synonym.
+    pub synonym: bool,
 }
 
 impl Ontology {
@@ -189,6 +203,109 @@ impl Ontology {
             (None, Some(primary)) => Resolution::AltId(primary),
             (None, None) => Resolution::Unknown(id),
         }
+    }
+
+    /// Direct children of a term (terms whose `is_a` names it).
+    pub fn children(&self, id: TermId) -> &[TermId] {
+        self.children.get(&id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every term above `id` (not `id` itself), ordered by id.
+    pub fn ancestors(&self, id: TermId) -> Vec<TermId> {
+        self.closure(id, |t| {
+            self.term(t).map_or(&[][..], |term| term.parents.as_slice())
+        })
+    }
+
+    /// Every term below `id` (not `id` itself), ordered by id.
+    pub fn descendants(&self, id: TermId) -> Vec<TermId> {
+        self.closure(id, |t| self.children(t))
+    }
+
+    fn closure<'a>(&'a self, start: TermId, next: impl Fn(TermId) -> &'a [TermId]) -> Vec<TermId> {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![start];
+        while let Some(t) = stack.pop() {
+            for &n in next(t) {
+                if seen.insert(n) {
+                    stack.push(n);
+                }
+            }
+        }
+        seen.remove(&start);
+        let mut out: Vec<TermId> = seen.into_iter().collect();
+        out.sort();
+        out
+    }
+
+    /// Terms whose name or synonym contains `query` (case-insensitive), best first: exact
+    /// name, exact synonym, name prefix, synonym prefix, word prefix, substring; shorter
+    /// texts first within a rank, then by id. Returns at most `limit` hits and the number of
+    /// terms that matched.
+    pub fn search(
+        &self,
+        query: &str,
+        limit: usize,
+        include_obsolete: bool,
+    ) -> (Vec<TermHit<'_>>, usize) {
+        let needle = query.trim().to_lowercase();
+        if needle.is_empty() {
+            return (Vec::new(), 0);
+        }
+        // Best (rank, length, text index) per term.
+        let mut best: HashMap<usize, (u8, usize, usize)> = HashMap::new();
+        for (i, (term_index, text, synonym)) in self.search_texts.iter().enumerate() {
+            let term = &self.terms[*term_index];
+            if term.obsolete && !include_obsolete {
+                continue;
+            }
+            let rank = if *text == needle {
+                if *synonym { 1 } else { 0 }
+            } else if text.starts_with(&needle) {
+                if *synonym { 3 } else { 2 }
+            } else if text
+                .match_indices(&needle)
+                .any(|(at, _)| at > 0 && !text.as_bytes()[at - 1].is_ascii_alphanumeric())
+            {
+                if *synonym { 5 } else { 4 }
+            } else if text.contains(&needle) {
+                if *synonym { 7 } else { 6 }
+            } else {
+                continue;
+            };
+            let key = (rank, text.len(), i);
+            best.entry(*term_index)
+                .and_modify(|current| *current = (*current).min(key))
+                .or_insert(key);
+        }
+        let total = best.len();
+        let mut ranked: Vec<(u8, usize, TermId, usize)> = best
+            .into_iter()
+            .map(|(term_index, (rank, len, text))| (rank, len, self.terms[term_index].id, text))
+            .collect();
+        ranked.sort_unstable();
+        let hits = ranked
+            .into_iter()
+            .take(limit)
+            .filter_map(|(_, _, id, text)| {
+                let (term_index, _, synonym) = &self.search_texts[text];
+                let term = &self.terms[*term_index];
+                let matched = if *synonym {
+                    term.synonyms
+                        .iter()
+                        .find(|s| s.to_lowercase() == self.search_texts[text].1)?
+                } else {
+                    &term.name
+                };
+                debug_assert_eq!(term.id, id);
+                Some(TermHit {
+                    term,
+                    matched,
+                    synonym: *synonym,
+                })
+            })
+            .collect();
+        (hits, total)
     }
 
     /// The acknowledgement the HPO license asks services to display, with the version.
@@ -331,12 +448,25 @@ impl OboParser<'_> {
         if by_id.len() != self.terms.len() {
             return Err(self.error("a term id occurs in more than one stanza".to_owned()));
         }
+        let mut children: HashMap<TermId, Vec<TermId>> = HashMap::new();
+        let mut search_texts = Vec::new();
+        for (index, term) in self.terms.iter().enumerate() {
+            for parent in &term.parents {
+                children.entry(*parent).or_default().push(term.id);
+            }
+            search_texts.push((index, term.name.to_lowercase(), false));
+            for synonym in &term.synonyms {
+                search_texts.push((index, synonym.to_lowercase(), true));
+            }
+        }
         Ok(Ontology {
             version,
             source: self.source_name.to_owned(),
             terms: self.terms,
             by_id,
             alt_ids: self.alt_ids.into_iter().collect(),
+            children,
+            search_texts,
         })
     }
 }
@@ -395,6 +525,47 @@ name: part of\n";
             hpo.resolve(TermId(9_999_999)),
             Resolution::Unknown(TermId(9_999_999))
         );
+    }
+
+    #[test]
+    fn relatives_and_search() {
+        let hpo = Ontology::embedded().unwrap();
+        let calcinosis_cutis = TermId(25520);
+        let ancestors = hpo.ancestors(calcinosis_cutis);
+        // Phenotypic abnormality and the root are above every phenotype.
+        assert!(ancestors.contains(&TermId(118)) && ancestors.contains(&TermId(1)));
+        assert!(!ancestors.contains(&calcinosis_cutis));
+        for ancestor in &ancestors {
+            assert!(
+                hpo.descendants(*ancestor).contains(&calcinosis_cutis),
+                "{ancestor}"
+            );
+        }
+        assert_eq!(
+            hpo.descendants(TermId(1)).len(),
+            hpo.term_count() - 1 - obsolete_without_parents(&hpo)
+        );
+
+        let (hits, total) = hpo.search("calcinosis cutis", 5, false);
+        assert!(total >= 1);
+        assert_eq!(hits[0].term.id, calcinosis_cutis);
+        assert!(!hits[0].synonym);
+        let (none, zero) = hpo.search("  ", 5, false);
+        assert!(none.is_empty() && zero == 0);
+        let (prefixed, _) = hpo.search("CALCINOS", 50, false);
+        assert!(
+            prefixed
+                .iter()
+                .all(|h| h.matched.to_lowercase().contains("calcinos"))
+        );
+    }
+
+    /// Obsolete terms carry no `is_a`, so nothing reaches them from the root.
+    fn obsolete_without_parents(hpo: &Ontology) -> usize {
+        hpo.terms
+            .iter()
+            .filter(|t| t.id != TermId(1) && t.parents.is_empty())
+            .count()
     }
 
     #[test]

@@ -53,10 +53,11 @@ pub fn phenopacket_to_draft(
     let external_id = match ExternalId::parse(&phenopacket.id) {
         Ok(id) => Some(id),
         Err(e) => {
-            push_violation(
-                &mut violations,
-                FieldViolation::new(format!("{field}.id"), e.0),
-            );
+            // The walk has already reported an over-long id; say it once.
+            let path = format!("{field}.id");
+            if !violations.iter().any(|v| v.field == path) {
+                push_violation(&mut violations, FieldViolation::new(path, e.0));
+            }
             None
         }
     };

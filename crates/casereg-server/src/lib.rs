@@ -7,6 +7,7 @@
 pub mod config;
 pub mod convert;
 pub mod import;
+pub mod ontology_service;
 pub mod record_walk;
 pub mod service;
 pub mod status;
@@ -22,10 +23,12 @@ use casereg_core::limits::{
 use casereg_core::ontology::Ontology;
 use casereg_core::store::Store;
 use casereg_proto::v1::case_registry_server::CaseRegistryServer;
+use casereg_proto::v1::ontology_server::OntologyServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::Config;
+pub use ontology_service::OntologyService;
 pub use service::{CaseRegistryService, Registry};
 
 /// Why the server could not start or stopped with an error.
@@ -108,6 +111,9 @@ pub async fn serve(
     health
         .set_serving::<CaseRegistryServer<CaseRegistryService>>()
         .await;
+    health
+        .set_serving::<OntologyServer<OntologyService>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(casereg_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -129,7 +135,10 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(registry_service);
+        .add_service(registry_service)
+        .add_service(OntologyServer::new(OntologyService::new(Arc::clone(
+            &registry,
+        ))));
     let mut server = tokio::spawn(router.serve_with_incoming_shutdown(
         TcpListenerStream::new(listener),
         async move {
@@ -147,6 +156,7 @@ pub async fn serve(
             health
                 .set_not_serving::<CaseRegistryServer<CaseRegistryService>>()
                 .await;
+            health.set_not_serving::<OntologyServer<OntologyService>>().await;
             let _ = stop_tx.send(());
             // Open streams (a health Watch, say) would hold the drain open forever: bound it.
             match tokio::time::timeout(grace, &mut server).await {
