@@ -55,7 +55,7 @@ struct StoredCase {
     retraction_reason: String,
     #[prost(string, tag = "8")]
     external_id: String,
-    /// The encoded phenopacket as submitted.
+    /// The encoded phenopacket as submitted (tag 9 = `RECORD_TAG`).
     #[prost(bytes = "vec", tag = "9")]
     record: Vec<u8>,
     #[prost(int32, tag = "10")]
@@ -72,8 +72,8 @@ const STATUS_ACTIVE: u32 = 1;
 const STATUS_RETRACTED: u32 = 2;
 
 impl StoredCase {
-    /// The stored form of `case`; without its record bytes for the `cases` tree.
-    fn from_record(case: &CaseRecord, with_record: bool) -> Self {
+    /// The stored form of `case`'s envelope (the record bytes are appended by [`encode`]).
+    fn from_record(case: &CaseRecord) -> Self {
         Self {
             case_id: case.id.as_str().to_owned(),
             center_id: case.center.as_str().to_owned(),
@@ -86,11 +86,7 @@ impl StoredCase {
             },
             retraction_reason: case.retraction_reason.clone(),
             external_id: case.external_id.as_str().to_owned(),
-            record: if with_record {
-                case.record.clone()
-            } else {
-                Vec::new()
-            },
+            record: Vec::new(),
             sex: case.digest.sex,
             diseases: case.digest.diseases.clone(),
             present_features: case.digest.present_features,
@@ -131,8 +127,19 @@ fn decode(bytes: &[u8]) -> Result<CaseRecord> {
         .into_record()
 }
 
+/// Field number of `StoredCase::record`.
+const RECORD_TAG: u32 = 9;
+
 fn encode(case: &CaseRecord, with_record: bool) -> Vec<u8> {
-    StoredCase::from_record(case, with_record).encode_to_vec()
+    // The envelope is encoded without the record, which is then appended as field 9:
+    // protobuf fields may come in any order, and this copies the record once, not twice.
+    let envelope = StoredCase::from_record(case);
+    let mut bytes = Vec::with_capacity(envelope.encoded_len() + case.record.len() + 8);
+    envelope.encode_raw(&mut bytes);
+    if with_record && !case.record.is_empty() {
+        prost::encoding::bytes::encode(RECORD_TAG, &case.record, &mut bytes);
+    }
+    bytes
 }
 
 fn version_key(id: &CaseId, version: u64) -> [u8; CaseId::LEN + 8] {
@@ -183,12 +190,25 @@ pub enum ChangedPolicy {
 /// The result of importing one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImportResult {
-    /// Stored as a new case.
-    Created(CaseRecord),
+    /// Stored as a new case (version 1).
+    Created {
+        /// The case.
+        case_id: CaseId,
+    },
     /// Stored as a new version.
-    Replaced(CaseRecord),
+    Replaced {
+        /// The case.
+        case_id: CaseId,
+        /// The new version.
+        version: u64,
+    },
     /// Identical to the stored version.
-    Unchanged(CaseRecord),
+    Unchanged {
+        /// The case.
+        case_id: CaseId,
+        /// Its version.
+        version: u64,
+    },
     /// Different from the stored version, which was kept.
     Skipped {
         /// The case.
@@ -379,7 +399,7 @@ impl Store {
                             let case = new_case(id, center, draft, now);
                             write_version(cases, versions, &case)?;
                             created += 1;
-                            ImportResult::Created(case)
+                            ImportResult::Created { case_id: id }
                         }
                         Some(existing) => {
                             import_over(cases, versions, existing, draft, policy, now)?
@@ -393,9 +413,12 @@ impl Store {
                 Ok(results)
             })
             .map_err(tx_error)?;
-        let wrote = results
-            .iter()
-            .any(|r| matches!(r, ImportResult::Created(_) | ImportResult::Replaced(_)));
+        let wrote = results.iter().any(|r| {
+            matches!(
+                r,
+                ImportResult::Created { .. } | ImportResult::Replaced { .. }
+            )
+        });
         if wrote {
             self.flush()?;
         }
@@ -676,7 +699,10 @@ fn import_over(
         return Ok(rejected(&existing, reason));
     }
     if existing.record == draft.record {
-        return Ok(ImportResult::Unchanged(existing));
+        return Ok(ImportResult::Unchanged {
+            case_id: existing.id,
+            version: existing.version,
+        });
     }
     if existing.status == CaseStatus::Retracted {
         let reason = format!(
@@ -706,7 +732,10 @@ fn import_over(
                 ..existing
             };
             write_version(cases, versions, &case)?;
-            Ok(ImportResult::Replaced(case))
+            Ok(ImportResult::Replaced {
+                case_id: case.id,
+                version: case.version,
+            })
         }
     }
 }
@@ -963,13 +992,18 @@ mod tests {
         let results = store
             .import_batch(&center(), &batch, ChangedPolicy::Skip, UnixMicros(2))
             .unwrap();
-        assert!(matches!(&results[0], ImportResult::Created(c) if c.version == 1));
-        assert!(matches!(&results[1], ImportResult::Unchanged(c) if c.id == id));
+        assert!(matches!(&results[0], ImportResult::Created { .. }));
+        assert!(
+            matches!(&results[1], ImportResult::Unchanged { case_id, version: 1 } if *case_id == id)
+        );
         assert!(matches!(
             &results[2],
             ImportResult::Skipped { version: 1, .. }
         ));
-        assert!(matches!(&results[3], ImportResult::Unchanged(_)));
+        assert!(matches!(
+            &results[3],
+            ImportResult::Unchanged { version: 1, .. }
+        ));
         let replaced = store
             .import_batch(
                 &center(),
@@ -978,7 +1012,10 @@ mod tests {
                 UnixMicros(3),
             )
             .unwrap();
-        assert!(matches!(&replaced[0], ImportResult::Replaced(c) if c.version == 2));
+        assert!(matches!(
+            &replaced[0],
+            ImportResult::Replaced { version: 2, .. }
+        ));
         let rejected = store
             .import_batch(
                 &center(),

@@ -196,9 +196,9 @@ fn import_batch(
     for (slot, result) in slots.into_iter().zip(results) {
         let outcome = &mut outcomes[slot];
         let (kind, version) = match result {
-            ImportResult::Created(case) => (Kind::Created, case.version),
-            ImportResult::Replaced(case) => (Kind::Replaced, case.version),
-            ImportResult::Unchanged(case) => (Kind::Unchanged, case.version),
+            ImportResult::Created { .. } => (Kind::Created, 1),
+            ImportResult::Replaced { version, .. } => (Kind::Replaced, version),
+            ImportResult::Unchanged { version, .. } => (Kind::Unchanged, version),
             ImportResult::Skipped { version, .. } => {
                 outcome.errors.push(pb::FieldError {
                     field: "phenopacket".to_owned(),
