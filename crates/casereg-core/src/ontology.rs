@@ -239,8 +239,9 @@ impl Ontology {
     }
 
     /// Terms whose name or synonym contains `query` (case-insensitive), best first: exact
-    /// name, exact synonym, name prefix, synonym prefix, word prefix, substring; shorter
-    /// texts first within a rank, then by id. Returns at most `limit` hits and the number of
+    /// name, exact synonym, name prefix, synonym prefix, word prefix, substring, and last
+    /// texts holding every word of the query in any order; shorter texts first within a
+    /// rank, then by id. Returns at most `limit` hits and the number of
     /// terms that matched.
     pub fn search(
         &self,
@@ -252,6 +253,7 @@ impl Ontology {
         if needle.is_empty() {
             return (Vec::new(), 0);
         }
+        let words: Vec<&str> = needle.split_whitespace().collect();
         // Best (rank, length, text index) per term.
         let mut best: HashMap<usize, (u8, usize, usize)> = HashMap::new();
         for (i, (term_index, text, synonym)) in self.search_texts.iter().enumerate() {
@@ -270,6 +272,8 @@ impl Ontology {
                 if *synonym { 5 } else { 4 }
             } else if text.contains(&needle) {
                 if *synonym { 7 } else { 6 }
+            } else if words.len() > 1 && words.iter().all(|w| text.contains(w)) {
+                if *synonym { 9 } else { 8 }
             } else {
                 continue;
             };
@@ -552,6 +556,8 @@ name: part of\n";
         assert!(!hits[0].synonym);
         let (none, zero) = hpo.search("  ", 5, false);
         assert!(none.is_empty() && zero == 0);
+        let (reordered, _) = hpo.search("cutis calcinosis", 5, false);
+        assert!(reordered.iter().any(|h| h.term.id == calcinosis_cutis));
         let (prefixed, _) = hpo.search("CALCINOS", 50, false);
         assert!(
             prefixed
