@@ -3,19 +3,11 @@
 // Helpers here are test code too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use casereg_client::cli::{Cli, CliError, execute};
+use casereg_client::cli::CliError;
 use casereg_e2e::{TestServer, repo_root, seed_case};
-use clap::Parser as _;
 
 async fn run(server: &TestServer, args: &[&str]) -> Result<String, CliError> {
-    let mut argv = vec!["casereg", "--server"];
-    let url = server.url();
-    argv.push(&url);
-    argv.extend_from_slice(args);
-    let cli = Cli::try_parse_from(argv).expect("valid command line");
-    let mut out = Vec::new();
-    execute(cli, &mut out).await?;
-    Ok(String::from_utf8(out).expect("utf-8 output"))
+    server.cli(args).await
 }
 
 fn seed_path() -> String {

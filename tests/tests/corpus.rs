@@ -52,18 +52,8 @@ async fn the_shared_corpus_imports_reimports_and_exports_unchanged() {
     let server = casereg_e2e::TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let run = |args: Vec<String>| {
-        let url = server.url();
-        async move {
-            let mut argv = vec!["casereg".to_owned(), "--server".to_owned(), url];
-            argv.extend(args);
-            let mut out = Vec::new();
-            casereg_client::cli::execute(
-                <casereg_client::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap(),
-                &mut out,
-            )
-            .await
-            .map(|()| String::from_utf8(out).unwrap())
-        }
+        let server = &server;
+        async move { server.cli(&args).await }
     };
     let report = dir.path().join("report.json");
     let import = vec![

@@ -6,19 +6,13 @@
 use std::path::Path;
 
 use casereg_client::Client;
-use casereg_client::cli::{Cli, CliError, execute};
+use casereg_client::cli::CliError;
 use casereg_e2e::{TestServer, read_jsonl_gz, repo_root, sample_records, seed_case};
 use casereg_proto::v1 as pb;
-use clap::Parser as _;
 use pb::import_outcome::Kind;
 
 async fn run(server: &TestServer, args: &[&str]) -> Result<String, CliError> {
-    let url = server.url();
-    let mut argv = vec!["casereg", "--server", url.as_str()];
-    argv.extend_from_slice(args);
-    let mut out = Vec::new();
-    execute(Cli::try_parse_from(argv).unwrap(), &mut out).await?;
-    Ok(String::from_utf8(out).unwrap())
+    server.cli(args).await
 }
 
 fn read_report(path: &Path) -> serde_json::Value {

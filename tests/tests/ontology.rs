@@ -4,9 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use casereg_client::ClientError;
-use casereg_client::cli::{Cli, execute};
 use casereg_e2e::TestServer;
-use clap::Parser as _;
 use tonic::Code;
 
 #[tokio::test]
@@ -93,16 +91,9 @@ async fn ancestors_and_descendants_agree() {
 #[tokio::test]
 async fn the_cli_finds_terms_by_words_and_by_id() {
     let server = TestServer::start().await;
-    let run = |args: &[&str]| {
-        let mut argv = vec!["casereg".to_owned(), "--server".to_owned(), server.url()];
-        argv.extend(args.iter().map(|a| (*a).to_owned()));
-        async move {
-            let mut out = Vec::new();
-            execute(Cli::try_parse_from(argv).unwrap(), &mut out)
-                .await
-                .unwrap();
-            String::from_utf8(out).unwrap()
-        }
+    let run = |args: &'static [&'static str]| {
+        let server = &server;
+        async move { server.cli(args).await.unwrap() }
     };
     let search = run(&["term", "calcinosis"]).await;
     assert!(
