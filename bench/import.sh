@@ -14,6 +14,9 @@ port=${PORT:-50561}
 server_core=${SERVER_CORE:-1}
 client_core=${CLIENT_CORE:-0}
 [ -f "$corpus" ] || { echo "no such file: $corpus" >&2; exit 1; }
+for tool in /usr/bin/time taskset python3; do
+    command -v "$tool" >/dev/null || { echo "needs $tool (Debian: apt-get install time util-linux python3)" >&2; exit 1; }
+done
 
 cargo build --release --locked -q -p casereg-server -p casereg-client
 bin=target/release
