@@ -120,6 +120,51 @@ pub struct CaseRecord {
     pub digest: CaseDigest,
 }
 
+/// A case without its record: what a listing shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseSummary {
+    /// Registry id.
+    pub id: CaseId,
+    /// Owning center.
+    pub center: CenterId,
+    /// Current version.
+    pub version: u64,
+    /// When the current version was stored.
+    pub updated: UnixMicros,
+    /// Active or retracted.
+    pub status: CaseStatus,
+    /// The record's own id.
+    pub external_id: ExternalId,
+    /// Digest of the record.
+    pub digest: CaseDigest,
+}
+
+impl From<CaseRecord> for CaseSummary {
+    fn from(case: CaseRecord) -> Self {
+        let CaseRecord {
+            id,
+            center,
+            version,
+            created: _,
+            updated,
+            status,
+            retraction_reason: _,
+            external_id,
+            record: _,
+            digest,
+        } = case;
+        Self {
+            id,
+            center,
+            version,
+            updated,
+            status,
+            external_id,
+            digest,
+        }
+    }
+}
+
 /// Checks every ontology-class id of a record: CURIE syntax for all, and for HPO ids how the
 /// loaded release reads them. Returns the HPO terms to index and the notes worth a warning;
 /// problems are appended to `violations` (unknown HPO ids only when `strict`).

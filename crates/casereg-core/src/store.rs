@@ -18,7 +18,7 @@ use prost::Message as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree, abort};
 use sled::{Transactional as _, Tree};
 
-use crate::case::{CaseDigest, CaseDraft, CaseRecord, CaseStatus, UnixMicros};
+use crate::case::{CaseDigest, CaseDraft, CaseRecord, CaseStatus, CaseSummary, UnixMicros};
 use crate::error::{CoreError, FieldViolation, Result};
 use crate::ids::{CaseId, CenterId, ExternalId};
 use crate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_REASON_BYTES};
@@ -230,9 +230,8 @@ pub enum ImportResult {
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
-    /// Cases in id order: envelopes and digests only, the `record` field is left empty (a
-    /// listing never reads records).
-    pub cases: Vec<CaseRecord>,
+    /// Cases in id order, without their records (a listing never reads records).
+    pub cases: Vec<CaseSummary>,
     /// Token for the next page; `None` on the last page.
     pub next_page_token: Option<String>,
 }
@@ -633,7 +632,7 @@ impl Store {
                 more = true;
                 break;
             }
-            cases.push(case);
+            cases.push(CaseSummary::from(case));
         }
         let next_page_token = match cases.last() {
             Some(last) if more => Some(encode_page_token(&last.id)),

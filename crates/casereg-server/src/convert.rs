@@ -8,7 +8,7 @@
 //! - typed checks of what the Phenopacket schema requires, and the listing digest.
 
 use casereg_core::case::{
-    CaseDigest, CaseDraft, CaseRecord, CaseStatus, NoteKind, TermNote, UnixMicros,
+    CaseDigest, CaseDraft, CaseRecord, CaseStatus, CaseSummary, NoteKind, TermNote, UnixMicros,
 };
 use casereg_core::case::{check_ontology_refs, push_violation};
 use casereg_core::ids::ExternalId;
@@ -249,25 +249,34 @@ pub fn case_to_wire(case: CaseRecord) -> Result<pb::Case, CoreError> {
     })
 }
 
-/// A stored case to a listing line (no record decoding).
-pub fn case_to_summary(case: &CaseRecord) -> pb::CaseSummary {
-    let CaseDigest {
+/// A listing line to the wire.
+pub fn case_to_summary(case: CaseSummary) -> pb::CaseSummary {
+    let CaseSummary {
+        id,
+        center,
+        version,
+        updated,
+        status: case_status,
+        external_id,
+        digest:
+            CaseDigest {
+                sex,
+                diseases,
+                present_features,
+                excluded_features,
+            },
+    } = case;
+    pb::CaseSummary {
+        case_id: id.to_string(),
+        center_id: center.to_string(),
+        version,
+        status: status(case_status).into(),
+        updated_at: Some(timestamp(updated)),
+        phenopacket_id: external_id.as_str().to_owned(),
         sex,
         diseases,
         present_features,
         excluded_features,
-    } = &case.digest;
-    pb::CaseSummary {
-        case_id: case.id.to_string(),
-        center_id: case.center.to_string(),
-        version: case.version,
-        status: status(case.status).into(),
-        updated_at: Some(timestamp(case.updated)),
-        phenopacket_id: case.external_id.as_str().to_owned(),
-        sex: *sex,
-        diseases: diseases.clone(),
-        present_features: *present_features,
-        excluded_features: *excluded_features,
     }
 }
 

@@ -208,7 +208,11 @@ impl CaseRegistry for CaseRegistryService {
             .blocking(move |r| {
                 let page = r.store.list(page_size, &page_token, include_retracted)?;
                 Ok(pb::ListCasesResponse {
-                    cases: page.cases.iter().map(convert::case_to_summary).collect(),
+                    cases: page
+                        .cases
+                        .into_iter()
+                        .map(convert::case_to_summary)
+                        .collect(),
                     next_page_token: page.next_page_token.unwrap_or_default(),
                 })
             })
