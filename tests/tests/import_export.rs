@@ -73,34 +73,20 @@ async fn sample_imports_reimports_unchanged_and_exports_equal() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
-    let out = run(
-        &server,
-        &[
-            "import",
-            &sample_path(),
-            "--report",
-            &report.display().to_string(),
-        ],
-    )
-    .await
-    .unwrap();
+    let import = [
+        "import".to_owned(),
+        sample_path(),
+        "--report".to_owned(),
+        report.display().to_string(),
+    ];
+    let out = server.cli(&import).await.unwrap();
     assert!(out.contains("created"), "{out}");
     let first: serde_json::Value = read_report(&report);
     assert_eq!(first["read"], 257);
     assert_eq!(first["created"], 257);
     assert_eq!(first["rejected"], 0);
 
-    run(
-        &server,
-        &[
-            "import",
-            &sample_path(),
-            "--report",
-            &report.display().to_string(),
-        ],
-    )
-    .await
-    .unwrap();
+    server.cli(&import).await.unwrap();
     let second: serde_json::Value = read_report(&report);
     assert_eq!(
         (second["created"].as_u64(), second["unchanged"].as_u64()),
