@@ -9,6 +9,7 @@ use prost::Message as _;
 /// The .proto files that make up the contract, relative to `proto/`.
 const PROTO_FILES: &[&str] = &[
     "casereg/v1/phenopacket.proto",
+    "casereg/v1/search.proto",
     "casereg/v1/registry.proto",
     "casereg/v1/ontology.proto",
 ];

@@ -122,7 +122,8 @@ async fn graceful_stop_flushes_and_an_open_watch_cannot_hold_it_open() {
     // In a real process the exit releases the store; here the aborted connection tasks let go
     // of it shortly after their client hangs up.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while casereg_core::store::Store::open(dir.path()).is_err() {
+    let hpo = std::sync::Arc::new(casereg_core::ontology::Ontology::embedded().unwrap());
+    while casereg_core::store::Store::open(dir.path(), hpo.clone()).is_err() {
         assert!(Instant::now() < deadline, "store still locked after stop");
         tokio::time::sleep(casereg_e2e::POLL).await;
     }

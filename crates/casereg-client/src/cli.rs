@@ -135,6 +135,32 @@ pub enum Command {
         #[arg(long)]
         include_retracted: bool,
     },
+    /// Find cases with a query such as
+    /// `phenotype:"calcinosis cutis" and disease:OMIM:270150 and not excluded:HP:0001369`.
+    /// Keys: phenotype (=ID for exact), excluded, disease, gene, treatment, procedure, sex,
+    /// center, publication, variant; onset and age with < <= = >= > and y/m/w/d units;
+    /// and, or, not, parentheses. See the README for the full syntax.
+    Search {
+        /// The query (quote it for the shell).
+        query: String,
+        /// Cases per page (at most 1000).
+        #[arg(long, default_value_t = 20)]
+        page_size: u32,
+        /// Continue from a previous page.
+        #[arg(long, default_value = "")]
+        page_token: String,
+        /// Follow every page to the end.
+        #[arg(long)]
+        all: bool,
+        /// Return full records (with `--format json`).
+        #[arg(long)]
+        full: bool,
+    },
+    /// Count the cases a query matches (no query: all active cases).
+    Count {
+        /// The query, as for `search`.
+        query: Option<String>,
+    },
     /// Look up HPO terms: by id (`HP:0025520`) or by words of a name or synonym.
     Term {
         /// An HPO id, or words to search for.
@@ -191,6 +217,9 @@ pub enum CliError {
     /// The server answered but is not serving.
     #[error("server is {0}")]
     NotServing(String),
+    /// A text query did not parse.
+    #[error("{0}")]
+    Query(#[from] crate::query::QueryError),
     /// An import finished, but some records were rejected.
     #[error("{0} records rejected{1}")]
     Rejected(u64, String),
@@ -201,7 +230,7 @@ impl CliError {
     /// an import that rejected records.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Client(_) | Self::Output(_) => 1,
+            Self::Client(_) | Self::Output(_) | Self::Query(_) => 1,
             Self::NotServing(_) => 2,
             Self::Rejected(..) => 3,
         }
@@ -396,6 +425,51 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let written =
                 crate::import_cli::run_export(&mut client, request, output.as_deref(), out).await?;
             eprintln!("exported {written} cases");
+        }
+        Command::Search {
+            query,
+            page_size,
+            page_token,
+            all,
+            full,
+        } => {
+            let filter = crate::query::parse_query(&query)?;
+            let mut token = page_token;
+            let mut hits = Vec::new();
+            let mut total;
+            loop {
+                let page = client
+                    .search_cases(Some(filter.clone()), page_size, &token, full)
+                    .await?;
+                hits.extend(page.hits);
+                total = page.total;
+                token = page.next_page_token;
+                if !all || token.is_empty() {
+                    break;
+                }
+            }
+            match format {
+                Format::Json => {
+                    let response = pb::SearchCasesResponse {
+                        hits,
+                        next_page_token: token,
+                        total,
+                    };
+                    writeln!(out, "{}", to_pretty_json(&response))?;
+                }
+                Format::Human => write_hits(out, &hits, total, &query, &token)?,
+            }
+        }
+        Command::Count { query } => {
+            let filter = query
+                .as_deref()
+                .map(crate::query::parse_query)
+                .transpose()?;
+            let count = client.count_cases(filter).await?;
+            match format {
+                Format::Json => writeln!(out, "{}", serde_json::json!({ "count": count }))?,
+                Format::Human => writeln!(out, "{count}")?,
+            }
         }
         Command::Term {
             query,
@@ -631,6 +705,51 @@ fn write_listing(
         writeln!(out, "more: casereg list --page-token {next}")?;
     }
     Ok(())
+}
+
+fn write_hits(
+    out: &mut dyn Write,
+    hits: &[pb::SearchHit],
+    total: u64,
+    query: &str,
+    next: &str,
+) -> std::io::Result<()> {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["case", "center", "sex", "diseases", "phenotypes (first 5)"]);
+    for hit in hits {
+        let summary = hit.summary.clone().unwrap_or_default();
+        let phenotypes: Vec<&str> = hit
+            .phenotypes
+            .iter()
+            .map(|t| if t.label.is_empty() { &t.id } else { &t.label })
+            .map(String::as_str)
+            .collect();
+        table.add_row([
+            summary.case_id,
+            summary.center_id,
+            sex_text(summary.sex).to_owned(),
+            summary.diseases.join("; "),
+            phenotypes.join("; "),
+        ]);
+    }
+    if !hits.is_empty() {
+        writeln!(out, "{table}")?;
+    }
+    writeln!(out, "{} of {total} matching cases shown", hits.len())?;
+    if !next.is_empty() {
+        writeln!(
+            out,
+            "more: casereg search {} --page-token {next}",
+            shell_quote(query)
+        )?;
+    }
+    Ok(())
+}
+
+/// `text` quoted for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 fn write_term(out: &mut dyn Write, response: &pb::GetTermResponse) -> std::io::Result<()> {

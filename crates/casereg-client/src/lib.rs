@@ -7,6 +7,7 @@ pub mod error;
 pub mod import;
 mod import_cli;
 pub mod json;
+pub mod query;
 
 use std::future::Future;
 use std::time::Duration;
@@ -187,6 +188,40 @@ impl Client {
         };
         let t = self.request_timeout;
         unary(t, self.registry.list_cases(with_deadline(request, t))).await
+    }
+
+    /// One page of the active cases matching `filter` (`None`: all of them).
+    pub async fn search_cases(
+        &mut self,
+        filter: Option<pb::Filter>,
+        page_size: u32,
+        page_token: &str,
+        full: bool,
+    ) -> Result<pb::SearchCasesResponse, ClientError> {
+        let view = if full {
+            pb::SearchView::Full
+        } else {
+            pb::SearchView::Summary
+        };
+        let request = pb::SearchCasesRequest {
+            filter,
+            page_size,
+            page_token: page_token.to_owned(),
+            view: view.into(),
+        };
+        let t = self.request_timeout;
+        unary(t, self.registry.search_cases(with_deadline(request, t))).await
+    }
+
+    /// How many active cases match `filter` (`None`: all of them).
+    pub async fn count_cases(&mut self, filter: Option<pb::Filter>) -> Result<u64, ClientError> {
+        let request = pb::CountCasesRequest { filter };
+        let t = self.request_timeout;
+        Ok(
+            unary(t, self.registry.count_cases(with_deadline(request, t)))
+                .await?
+                .count,
+        )
     }
 
     /// Versions, ontology releases and counts of the registry.

@@ -47,6 +47,54 @@ pub struct CaseDigest {
     pub excluded_features: u32,
 }
 
+/// A coded value of a record (disease, treatment agent, procedure, gene) with the label the
+/// record gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coded {
+    /// The id (a CURIE; for genes also the symbol).
+    pub id: String,
+    /// The label as recorded (may be empty).
+    pub label: String,
+}
+
+/// An age known to lie in `[from, to]`, in days since birth (negative before birth); `to`
+/// is `i32::MAX` when open-ended ("adult onset").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgeSpan {
+    /// Earliest possible age, in days.
+    pub from: i32,
+    /// Latest possible age, in days.
+    pub to: i32,
+}
+
+/// What search reads of a record, extracted once when it is stored. Ids are as search reads
+/// them (HPO alt and obsolete ids replaced) and each list holds distinct values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseFacts {
+    /// Phenotypes observed present.
+    pub present: Vec<TermId>,
+    /// Phenotypes looked for and found absent.
+    pub excluded: Vec<TermId>,
+    /// Diseases (not excluded ones), from `diseases` and interpretations.
+    pub diseases: Vec<Coded>,
+    /// Genes of genomic interpretations: HGNC id, symbol as label.
+    pub genes: Vec<Coded>,
+    /// ACMG classes of interpreted variants, by enum name.
+    pub variant_classes: Vec<String>,
+    /// Treatment agents.
+    pub treatments: Vec<Coded>,
+    /// Procedures.
+    pub procedures: Vec<Coded>,
+    /// Publication ids (`metaData.externalReferences`).
+    pub publications: Vec<String>,
+    /// Subject sex as the Phenopacket enum number.
+    pub sex: i32,
+    /// Age at onset: the earliest of the onsets recorded for present phenotypes and diseases.
+    pub onset: Option<AgeSpan>,
+    /// Age at last encounter.
+    pub last_encounter: Option<AgeSpan>,
+}
+
 /// An ontology-class id found in a record, with its path (`phenotypicFeatures[0].type.id`).
 /// Borrows the id and label from the encoded record it was found in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,8 +139,8 @@ pub struct CaseDraft {
     pub record: Vec<u8>,
     /// Digest for listings.
     pub digest: CaseDigest,
-    /// HPO terms as search will read them (alt and obsolete ids replaced), in record order.
-    pub hpo_terms: Vec<TermId>,
+    /// What search indexes about the record.
+    pub facts: CaseFacts,
 }
 
 /// A case as stored: envelope plus record.
@@ -118,6 +166,10 @@ pub struct CaseRecord {
     pub record: Vec<u8>,
     /// Digest for listings.
     pub digest: CaseDigest,
+    /// What search indexes about the record.
+    pub facts: CaseFacts,
+    /// Dense document number of the case in the search indexes, fixed when it is created.
+    pub doc: u32,
 }
 
 /// A case without its record: what a listing shows.
@@ -152,6 +204,8 @@ impl From<CaseRecord> for CaseSummary {
             external_id,
             record: _,
             digest,
+            facts: _,
+            doc: _,
         } = case;
         Self {
             id,
@@ -166,15 +220,14 @@ impl From<CaseRecord> for CaseSummary {
 }
 
 /// Checks every ontology-class id of a record: CURIE syntax for all, and for HPO ids how the
-/// loaded release reads them. Returns the HPO terms to index and the notes worth a warning;
-/// problems are appended to `violations` (unknown HPO ids only when `strict`).
+/// loaded release reads them. Returns the notes worth a warning; problems are appended to
+/// `violations` (unknown HPO ids only when `strict`).
 pub fn check_ontology_refs(
     hpo: &Ontology,
     refs: &[OntologyRef<'_>],
     strict: bool,
     violations: &mut Vec<FieldViolation>,
-) -> (Vec<TermId>, Vec<TermNote>) {
-    let mut terms = Vec::new();
+) -> Vec<TermNote> {
     let mut notes = Vec::new();
     for reference in refs {
         let term = match Curie::check_term(reference.id) {
@@ -217,7 +270,6 @@ pub fn check_ontology_refs(
             );
             continue;
         }
-        terms.push(resolution.effective());
         if !matches!(resolution, Resolution::Current(_)) {
             notes.push(TermNote {
                 field: reference.field.clone(),
@@ -226,7 +278,7 @@ pub fn check_ontology_refs(
             });
         }
     }
-    (terms, notes)
+    notes
 }
 
 /// Adds a violation unless [`MAX_REPORTED_VIOLATIONS`] are already listed, so that a huge
@@ -269,13 +321,9 @@ mod tests {
             reference("e", "HP:12"),
         ];
         let mut violations = Vec::new();
-        let (terms, notes) = check_ontology_refs(&hpo, &refs, false, &mut violations);
+        let notes = check_ontology_refs(&hpo, &refs, false, &mut violations);
         assert_eq!(violations.len(), 1);
         assert_eq!(violations[0].field, "e");
-        assert_eq!(
-            terms,
-            vec![TermId(25520), TermId(3), TermId(8665), TermId(9_999_999)]
-        );
         assert_eq!(notes.len(), 3);
         assert_eq!(
             notes[0].kind,
@@ -308,9 +356,8 @@ mod tests {
             must_be_curie: false,
         };
         let mut violations = Vec::new();
-        let (terms, notes) = check_ontology_refs(&hpo, &[swapped], false, &mut violations);
+        let notes = check_ontology_refs(&hpo, &[swapped], false, &mut violations);
         assert!(violations.is_empty());
-        assert!(terms.is_empty());
         assert!(matches!(&notes[0].kind, NoteKind::Malformed(why) if why.contains("swapped")));
     }
 

@@ -3,9 +3,11 @@
 //! Architecture invariant: this crate knows nothing of gRPC, tonic or the network, and
 //! nothing of the generated wire types; the server converts at its boundary.
 
+pub mod age;
 pub mod case;
 pub mod error;
 pub mod ids;
+pub mod index;
 pub mod limits;
 pub mod ontology;
 pub mod store;

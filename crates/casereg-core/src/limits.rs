@@ -68,3 +68,12 @@ pub const DEFAULT_TERM_RESULTS: u32 = 10;
 
 /// Most ontology search hits one request may ask for.
 pub const MAX_TERM_RESULTS: u32 = 100;
+
+/// Longest text query (`casereg search "…"`), in bytes.
+pub const MAX_QUERY_BYTES: usize = 4 * 1024;
+
+/// Deepest filter tree accepted (a leaf under one `all` has depth 2).
+pub const MAX_FILTER_DEPTH: usize = 16;
+
+/// Most nodes (leaves and operators) in one filter tree.
+pub const MAX_FILTER_NODES: usize = 256;

@@ -312,6 +312,31 @@ impl Ontology {
         (hits, total)
     }
 
+    /// Current terms whose name equals `label` (ignoring case); when none does, those with
+    /// a synonym that equals it. More than one means the label is ambiguous.
+    pub fn find_by_label(&self, label: &str) -> Vec<TermId> {
+        let needle = label.trim().to_lowercase();
+        let matching = |synonyms: bool| {
+            let mut ids: Vec<TermId> = self
+                .search_texts
+                .iter()
+                .filter(|(i, text, synonym)| {
+                    *synonym == synonyms && *text == needle && !self.terms[*i].obsolete
+                })
+                .map(|(i, _, _)| self.terms[*i].id)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        let by_name = matching(false);
+        if by_name.is_empty() {
+            matching(true)
+        } else {
+            by_name
+        }
+    }
+
     /// The acknowledgement the HPO license asks services to display, with the version.
     pub fn attribution(&self) -> String {
         format!(

@@ -7,24 +7,35 @@
 //!   included, append-only, so retraction and updates never lose history.
 //! - `meta`: `format` → [`FORMAT`]; `count.active` / `count.retracted` → u64 big-endian.
 //!
+//! The search [`Index`] lives in memory beside the trees: rebuilt from the envelopes when the
+//! store opens and updated after every committed write, under one writer lock so that the
+//! index applies writes in commit order.
+//!
 //! Architecture invariant: every write is one sled transaction over these trees followed by
 //! `Db::flush()` before the method returns, so an acknowledged write survives a crash of the
 //! process (not of the machine: see ARCHITECTURE.md).
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::time::Instant;
 
 use base64::Engine as _;
 use prost::Message as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree, abort};
 use sled::{Transactional as _, Tree};
 
-use crate::case::{CaseDigest, CaseDraft, CaseRecord, CaseStatus, CaseSummary, UnixMicros};
+use crate::case::{
+    AgeSpan, CaseDigest, CaseDraft, CaseFacts, CaseRecord, CaseStatus, CaseSummary, Coded,
+    UnixMicros,
+};
 use crate::error::{CoreError, FieldViolation, Result};
-use crate::ids::{CaseId, CenterId, ExternalId};
+use crate::ids::{CaseId, CenterId, ExternalId, TermId};
+use crate::index::{Entry, Expansion, Index, Query};
 use crate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_REASON_BYTES};
+use crate::ontology::Ontology;
 
 /// Identifies the on-disk layout; a data directory with another value is refused.
-pub const FORMAT: &[u8] = b"casereg-store-1";
+pub const FORMAT: &[u8] = b"casereg-store-2";
 
 const TREE_CASES: &str = "cases";
 const TREE_VERSIONS: &str = "versions";
@@ -34,6 +45,8 @@ const KEY_ACTIVE: &[u8] = b"count.active";
 const KEY_RETRACTED: &[u8] = b"count.retracted";
 /// Prefix of page tokens, so a token from another listing or version is recognised.
 const PAGE_TOKEN_PREFIX: &str = "c1:";
+/// Prefix of search page tokens (followed by the last document number returned).
+const SEARCH_TOKEN_PREFIX: &str = "s1:";
 
 /// The on-disk form of a case (a protobuf message, so fields can be added compatibly).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -66,6 +79,114 @@ struct StoredCase {
     present_features: u32,
     #[prost(uint32, tag = "13")]
     excluded_features: u32,
+    #[prost(uint32, tag = "14")]
+    doc: u32,
+    #[prost(message, optional, tag = "15")]
+    facts: Option<StoredFacts>,
+}
+
+/// The on-disk form of [`CaseFacts`] (the sex is the envelope's).
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredFacts {
+    #[prost(uint32, repeated, tag = "1")]
+    present: Vec<u32>,
+    #[prost(uint32, repeated, tag = "2")]
+    excluded: Vec<u32>,
+    #[prost(message, repeated, tag = "3")]
+    diseases: Vec<StoredCoded>,
+    #[prost(message, repeated, tag = "4")]
+    genes: Vec<StoredCoded>,
+    #[prost(string, repeated, tag = "5")]
+    variant_classes: Vec<String>,
+    #[prost(message, repeated, tag = "6")]
+    treatments: Vec<StoredCoded>,
+    #[prost(message, repeated, tag = "7")]
+    procedures: Vec<StoredCoded>,
+    #[prost(string, repeated, tag = "8")]
+    publications: Vec<String>,
+    #[prost(message, optional, tag = "9")]
+    onset: Option<StoredSpan>,
+    #[prost(message, optional, tag = "10")]
+    last_encounter: Option<StoredSpan>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredCoded {
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(string, tag = "2")]
+    label: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredSpan {
+    #[prost(sint32, tag = "1")]
+    from: i32,
+    #[prost(sint32, tag = "2")]
+    to: i32,
+}
+
+impl StoredFacts {
+    fn from_facts(facts: &CaseFacts) -> Self {
+        let coded = |values: &[Coded]| {
+            values
+                .iter()
+                .map(|c| StoredCoded {
+                    id: c.id.clone(),
+                    label: c.label.clone(),
+                })
+                .collect()
+        };
+        let span = |s: Option<AgeSpan>| {
+            s.map(|s| StoredSpan {
+                from: s.from,
+                to: s.to,
+            })
+        };
+        Self {
+            present: facts.present.iter().map(|t| t.0).collect(),
+            excluded: facts.excluded.iter().map(|t| t.0).collect(),
+            diseases: coded(&facts.diseases),
+            genes: coded(&facts.genes),
+            variant_classes: facts.variant_classes.clone(),
+            treatments: coded(&facts.treatments),
+            procedures: coded(&facts.procedures),
+            publications: facts.publications.clone(),
+            onset: span(facts.onset),
+            last_encounter: span(facts.last_encounter),
+        }
+    }
+
+    fn into_facts(self, sex: i32) -> CaseFacts {
+        let coded = |values: Vec<StoredCoded>| {
+            values
+                .into_iter()
+                .map(|c| Coded {
+                    id: c.id,
+                    label: c.label,
+                })
+                .collect()
+        };
+        let span = |s: Option<StoredSpan>| {
+            s.map(|s| AgeSpan {
+                from: s.from,
+                to: s.to,
+            })
+        };
+        CaseFacts {
+            present: self.present.into_iter().map(TermId).collect(),
+            excluded: self.excluded.into_iter().map(TermId).collect(),
+            diseases: coded(self.diseases),
+            genes: coded(self.genes),
+            variant_classes: self.variant_classes,
+            treatments: coded(self.treatments),
+            procedures: coded(self.procedures),
+            publications: self.publications,
+            sex,
+            onset: span(self.onset),
+            last_encounter: span(self.last_encounter),
+        }
+    }
 }
 
 const STATUS_ACTIVE: u32 = 1;
@@ -91,6 +212,8 @@ impl StoredCase {
             diseases: case.digest.diseases.clone(),
             present_features: case.digest.present_features,
             excluded_features: case.digest.excluded_features,
+            doc: case.doc,
+            facts: Some(StoredFacts::from_facts(&case.facts)),
         }
     }
 
@@ -111,6 +234,8 @@ impl StoredCase {
             external_id: ExternalId::parse(&self.external_id)
                 .map_err(|e| corrupt("external id", e.0))?,
             record: self.record,
+            facts: self.facts.unwrap_or_default().into_facts(self.sex),
+            doc: self.doc,
             digest: CaseDigest {
                 sex: self.sex,
                 diseases: self.diseases,
@@ -236,13 +361,43 @@ pub struct Page {
     pub next_page_token: Option<String>,
 }
 
-/// The registry's durable state.
+/// One page of search results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPage {
+    /// Matching cases in document order: envelopes only, or with records when asked.
+    pub cases: Vec<CaseRecord>,
+    /// Token for the next page; `None` on the last page.
+    pub next_page_token: Option<String>,
+    /// Number of matching cases in all pages.
+    pub total: u64,
+}
+
+/// How the index changes with a committed write: the old posting out, the new one in.
+struct IndexChange {
+    old: Option<CaseRecord>,
+    new: CaseRecord,
+}
+
+fn entry(case: &CaseRecord) -> Entry<'_> {
+    Entry {
+        doc: case.doc,
+        id: case.id,
+        center: &case.center,
+        active: case.status == CaseStatus::Active,
+        facts: &case.facts,
+    }
+}
+
+/// The registry's durable state and its search indexes.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
     cases: Tree,
     versions: Tree,
     meta: Tree,
+    index: Arc<RwLock<Index>>,
+    /// Held from a write's transaction until its index change is applied.
+    writer: Arc<Mutex<()>>,
 }
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<CoreError>>;
@@ -311,18 +466,19 @@ fn write_version(
 }
 
 impl Store {
-    /// Opens (or creates) the store in `path`.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens (or creates) the store in `path` and builds its search indexes, reading
+    /// phenotypes with `hpo`.
+    pub fn open(path: &Path, hpo: Arc<Ontology>) -> Result<Self> {
         let db = sled::Config::new().path(path).open()?;
-        Self::from_db(db)
+        Self::from_db(db, hpo)
     }
 
     /// A store in a temporary directory that is deleted when dropped (tests, tools).
-    pub fn temporary() -> Result<Self> {
-        Self::from_db(sled::Config::new().temporary(true).open()?)
+    pub fn temporary(hpo: Arc<Ontology>) -> Result<Self> {
+        Self::from_db(sled::Config::new().temporary(true).open()?, hpo)
     }
 
-    fn from_db(db: sled::Db) -> Result<Self> {
+    fn from_db(db: sled::Db, hpo: Arc<Ontology>) -> Result<Self> {
         let meta = db.open_tree(TREE_META)?;
         match meta.get(KEY_FORMAT)? {
             Some(format) if format.as_ref() == FORMAT => {}
@@ -338,11 +494,60 @@ impl Store {
                 db.flush()?;
             }
         }
+        let cases = db.open_tree(TREE_CASES)?;
+        let started = Instant::now();
+        let mut index = Index::new(hpo, Expansion::AncestorClosure);
+        for item in cases.iter() {
+            let (_, bytes) = item?;
+            index.insert(entry(&decode(&bytes)?));
+        }
+        tracing::info!(
+            cases = index.next_doc(),
+            active = index.active_count(),
+            millis = started.elapsed().as_millis() as u64,
+            "search indexes built"
+        );
         Ok(Self {
-            cases: db.open_tree(TREE_CASES)?,
+            cases,
             versions: db.open_tree(TREE_VERSIONS)?,
             meta,
             db,
+            index: Arc::new(RwLock::new(index)),
+            writer: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Reads the search indexes (briefly: writers wait for the guard to drop).
+    pub fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies committed changes to the index; called with the writer lock held.
+    fn apply(&self, changes: &[IndexChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+        for change in changes {
+            if let Some(old) = &change.old {
+                index.remove(entry(old));
+            }
+            index.insert(entry(&change.new));
+        }
+    }
+
+    /// The document number the `n`th new case of a write gets.
+    fn doc_number(&self, n: u64) -> Result<u32> {
+        let doc = self.index().next_doc() + n;
+        u32::try_from(doc).map_err(|_| {
+            CoreError::FailedPrecondition(format!(
+                "the registry holds {} cases, the most one data directory can index",
+                u32::MAX
+            ))
         })
     }
 
@@ -357,12 +562,14 @@ impl Store {
     /// is refused with [`CoreError::AlreadyExists`].
     pub fn create(&self, center: &CenterId, draft: CaseDraft, now: UnixMicros) -> Result<Created> {
         let id = CaseId::derive(center, &draft.external_id);
+        let writer = self.lock_writer();
+        let doc = self.doc_number(0)?;
         let outcome = (&self.cases, &self.versions, &self.meta)
             .transaction(|(cases, versions, meta)| {
                 if let Some(existing) = read_case(cases, versions, &id)? {
                     return existing_on_create(existing, &draft).or_else(abort);
                 }
-                let case = new_case(id, center, &draft, now);
+                let case = new_case(id, center, &draft, now, doc);
                 write_version(cases, versions, &case)?;
                 add_count(meta, KEY_ACTIVE, 1)?;
                 Ok(Created {
@@ -372,6 +579,11 @@ impl Store {
             })
             .map_err(tx_error)?;
         if outcome.created {
+            self.apply(&[IndexChange {
+                old: None,
+                new: outcome.case.clone(),
+            }]);
+            drop(writer);
             self.flush()?;
         }
         Ok(outcome)
@@ -387,38 +599,52 @@ impl Store {
         policy: ChangedPolicy,
         now: UnixMicros,
     ) -> Result<Vec<ImportResult>> {
-        let results = (&self.cases, &self.versions, &self.meta)
+        let writer = self.lock_writer();
+        let first_doc = self.doc_number(0)?;
+        let (results, changes) = (&self.cases, &self.versions, &self.meta)
             .transaction(|(cases, versions, meta)| {
                 let mut results = Vec::with_capacity(drafts.len());
-                let mut created = 0i64;
+                let mut changes = Vec::new();
+                let mut created = 0u32;
                 for draft in drafts {
                     let id = CaseId::derive(center, &draft.external_id);
                     let result = match read_case(cases, versions, &id)? {
                         None => {
-                            let case = new_case(id, center, draft, now);
+                            let doc = first_doc.checked_add(created).ok_or_else(|| {
+                                ConflictableTransactionError::Abort(CoreError::FailedPrecondition(
+                                    "document numbers exhausted".to_owned(),
+                                ))
+                            })?;
+                            let case = new_case(id, center, draft, now, doc);
                             write_version(cases, versions, &case)?;
                             created += 1;
+                            changes.push(IndexChange {
+                                old: None,
+                                new: case,
+                            });
                             ImportResult::Created { case_id: id }
                         }
-                        Some(existing) => {
-                            import_over(cases, versions, existing, draft, policy, now)?
-                        }
+                        Some(existing) => import_over(
+                            cases,
+                            versions,
+                            existing,
+                            draft,
+                            policy,
+                            now,
+                            &mut changes,
+                        )?,
                     };
                     results.push(result);
                 }
                 if created > 0 {
-                    add_count(meta, KEY_ACTIVE, created)?;
+                    add_count(meta, KEY_ACTIVE, i64::from(created))?;
                 }
-                Ok(results)
+                Ok((results, changes))
             })
             .map_err(tx_error)?;
-        let wrote = results.iter().any(|r| {
-            matches!(
-                r,
-                ImportResult::Created { .. } | ImportResult::Replaced { .. }
-            )
-        });
-        if wrote {
+        self.apply(&changes);
+        drop(writer);
+        if !changes.is_empty() {
             self.flush()?;
         }
         Ok(results)
@@ -489,7 +715,8 @@ impl Store {
         draft: CaseDraft,
         now: UnixMicros,
     ) -> Result<Updated> {
-        let outcome = (&self.cases, &self.versions)
+        let writer = self.lock_writer();
+        let (outcome, old) = (&self.cases, &self.versions)
             .transaction(|(cases, versions)| {
                 let Some(current) = read_case(cases, versions, id)? else {
                     return abort(CoreError::NotFound {
@@ -520,26 +747,35 @@ impl Store {
                     )]));
                 }
                 if current.record == draft.record {
-                    return Ok(Updated {
+                    let unchanged = Updated {
                         case: current,
                         changed: false,
-                    });
+                    };
+                    return Ok((unchanged, None));
                 }
+                let old = without_record(&current);
                 let case = CaseRecord {
                     version: current.version + 1,
                     updated: now,
                     record: draft.record.clone(),
                     digest: draft.digest.clone(),
+                    facts: draft.facts.clone(),
                     ..current
                 };
                 write_version(cases, versions, &case)?;
-                Ok(Updated {
+                let updated = Updated {
                     case,
                     changed: true,
-                })
+                };
+                Ok((updated, Some(old)))
             })
             .map_err(tx_error)?;
-        if outcome.changed {
+        if let Some(old) = old {
+            self.apply(&[IndexChange {
+                old: Some(old),
+                new: without_record(&outcome.case),
+            }]);
+            drop(writer);
             self.flush()?;
         }
         Ok(outcome)
@@ -563,7 +799,8 @@ impl Store {
                 ),
             )]));
         }
-        let (case, changed) = (&self.cases, &self.versions, &self.meta)
+        let writer = self.lock_writer();
+        let (case, old) = (&self.cases, &self.versions, &self.meta)
             .transaction(|(cases, versions, meta)| {
                 let Some(current) = read_case(cases, versions, id)? else {
                     return abort(CoreError::NotFound {
@@ -581,8 +818,9 @@ impl Store {
                     });
                 }
                 if current.status == CaseStatus::Retracted {
-                    return Ok((current, false));
+                    return Ok((current, None));
                 }
+                let old = without_record(&current);
                 let case = CaseRecord {
                     version: current.version + 1,
                     updated: now,
@@ -593,10 +831,15 @@ impl Store {
                 write_version(cases, versions, &case)?;
                 add_count(meta, KEY_ACTIVE, -1)?;
                 add_count(meta, KEY_RETRACTED, 1)?;
-                Ok((case, true))
+                Ok((case, Some(old)))
             })
             .map_err(tx_error)?;
-        if changed {
+        if let Some(old) = old {
+            self.apply(&[IndexChange {
+                old: Some(old),
+                new: without_record(&case),
+            }]);
+            drop(writer);
             self.flush()?;
         }
         Ok(case)
@@ -644,6 +887,67 @@ impl Store {
         })
     }
 
+    /// One page of the active cases matching `query`, in document order (the order cases
+    /// were first stored). Records are read only when `with_records`.
+    pub fn search(
+        &self,
+        query: &Query,
+        page_size: u32,
+        page_token: &str,
+        with_records: bool,
+    ) -> Result<SearchPage> {
+        let limit = checked_page_size(page_size)?;
+        let after = match page_token {
+            "" => None,
+            token => Some(decode_search_token(token)?),
+        };
+        let (hits, total) = {
+            let index = self.index();
+            let mut matching = index.matching(query);
+            let total = matching.len();
+            if let Some(after) = after {
+                matching.remove_range(..=after);
+            }
+            let hits: Vec<(u32, CaseId)> = matching
+                .iter()
+                .take(limit + 1)
+                .filter_map(|doc| index.case_id(doc).map(|id| (doc, id)))
+                .collect();
+            (hits, total)
+        };
+        let more = hits.len() > limit;
+        let mut cases = Vec::with_capacity(limit);
+        for (_, id) in hits.iter().take(limit) {
+            let Some(bytes) = self.cases.get(id.as_bytes())? else {
+                continue;
+            };
+            let envelope = decode(&bytes)?;
+            if envelope.status != CaseStatus::Active {
+                // Retracted after the index was read.
+                continue;
+            }
+            cases.push(if with_records {
+                self.version(id, envelope.version)?
+            } else {
+                envelope
+            });
+        }
+        let next_page_token = match hits.get(limit - 1) {
+            Some((doc, _)) if more => Some(encode_token(SEARCH_TOKEN_PREFIX, &doc.to_string())),
+            _ => None,
+        };
+        Ok(SearchPage {
+            cases,
+            next_page_token,
+            total,
+        })
+    }
+
+    /// How many active cases match `query`.
+    pub fn count(&self, query: &Query) -> u64 {
+        self.index().count(query)
+    }
+
     /// Case counts by status.
     pub fn counts(&self) -> Result<Counts> {
         let read = |key: &[u8]| -> Result<u64> {
@@ -659,8 +963,32 @@ impl Store {
     }
 }
 
+/// A copy of a case's envelope and facts, without the record bytes (what the index needs).
+fn without_record(case: &CaseRecord) -> CaseRecord {
+    CaseRecord {
+        id: case.id,
+        center: case.center.clone(),
+        version: case.version,
+        created: case.created,
+        updated: case.updated,
+        status: case.status,
+        retraction_reason: case.retraction_reason.clone(),
+        external_id: case.external_id.clone(),
+        record: Vec::new(),
+        digest: case.digest.clone(),
+        facts: case.facts.clone(),
+        doc: case.doc,
+    }
+}
+
 /// Version 1 of a case made from a draft.
-fn new_case(id: CaseId, center: &CenterId, draft: &CaseDraft, now: UnixMicros) -> CaseRecord {
+fn new_case(
+    id: CaseId,
+    center: &CenterId,
+    draft: &CaseDraft,
+    now: UnixMicros,
+    doc: u32,
+) -> CaseRecord {
     CaseRecord {
         id,
         center: center.clone(),
@@ -672,6 +1000,8 @@ fn new_case(id: CaseId, center: &CenterId, draft: &CaseDraft, now: UnixMicros) -
         external_id: draft.external_id.clone(),
         record: draft.record.clone(),
         digest: draft.digest.clone(),
+        facts: draft.facts.clone(),
+        doc,
     }
 }
 
@@ -683,6 +1013,7 @@ fn import_over(
     draft: &CaseDraft,
     policy: ChangedPolicy,
     now: UnixMicros,
+    changes: &mut Vec<IndexChange>,
 ) -> TxResult<ImportResult> {
     let rejected = |existing: &CaseRecord, reason: String| ImportResult::Rejected {
         case_id: existing.id,
@@ -723,18 +1054,25 @@ fn import_over(
             Ok(rejected(&existing, reason))
         }
         ChangedPolicy::Replace => {
+            let old = without_record(&existing);
             let case = CaseRecord {
                 version: existing.version + 1,
                 updated: now,
                 record: draft.record.clone(),
                 digest: draft.digest.clone(),
+                facts: draft.facts.clone(),
                 ..existing
             };
             write_version(cases, versions, &case)?;
-            Ok(ImportResult::Replaced {
+            let result = ImportResult::Replaced {
                 case_id: case.id,
                 version: case.version,
-            })
+            };
+            changes.push(IndexChange {
+                old: Some(old),
+                new: without_record(&case),
+            });
+            Ok(result)
         }
     }
 }
@@ -794,22 +1132,41 @@ fn checked_page_size(page_size: u32) -> Result<usize> {
 }
 
 fn encode_page_token(last: &CaseId) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{last}"))
+    encode_token(PAGE_TOKEN_PREFIX, last.as_str())
 }
 
 fn decode_page_token(token: &str) -> Result<CaseId> {
-    let invalid = || {
-        CoreError::Invalid(vec![FieldViolation::new(
-            "page_token",
-            "is not a token returned by this listing; pass next_page_token unchanged or leave it empty",
-        )])
-    };
+    let text = decode_token(PAGE_TOKEN_PREFIX, token, "this listing")?;
+    CaseId::parse(&text).map_err(|_| invalid_token("this listing"))
+}
+
+fn decode_search_token(token: &str) -> Result<u32> {
+    let text = decode_token(SEARCH_TOKEN_PREFIX, token, "a search")?;
+    text.parse().map_err(|_| invalid_token("a search"))
+}
+
+/// Page tokens are opaque to callers: a prefix naming the kind of listing and a position.
+fn encode_token(prefix: &str, position: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{prefix}{position}"))
+}
+
+fn decode_token(prefix: &str, token: &str, listing: &str) -> Result<String> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
-        .map_err(|_| invalid())?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
-    let id = text.strip_prefix(PAGE_TOKEN_PREFIX).ok_or_else(invalid)?;
-    CaseId::parse(id).map_err(|_| invalid())
+        .map_err(|_| invalid_token(listing))?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid_token(listing))?;
+    text.strip_prefix(prefix)
+        .map(str::to_owned)
+        .ok_or_else(|| invalid_token(listing))
+}
+
+fn invalid_token(listing: &str) -> CoreError {
+    CoreError::Invalid(vec![FieldViolation::new(
+        "page_token",
+        format!(
+            "is not a token returned by {listing}; pass next_page_token unchanged or leave it empty"
+        ),
+    )])
 }
 
 #[cfg(test)]
@@ -821,8 +1178,15 @@ mod tests {
             external_id: ExternalId::parse(external).unwrap(),
             record: record.to_vec(),
             digest: CaseDigest::default(),
-            hpo_terms: Vec::new(),
+            facts: CaseFacts::default(),
         }
+    }
+
+    /// The embedded HPO release, loaded once for all tests.
+    pub(crate) fn hpo() -> Arc<Ontology> {
+        static HPO: std::sync::OnceLock<Arc<Ontology>> = std::sync::OnceLock::new();
+        HPO.get_or_init(|| Arc::new(Ontology::embedded().unwrap()))
+            .clone()
     }
 
     fn center() -> CenterId {
@@ -836,7 +1200,7 @@ mod tests {
 
     #[test]
     fn create_is_idempotent_and_refuses_changed_content() {
-        let store = Store::temporary().unwrap();
+        let store = Store::temporary(hpo()).unwrap();
         let first = store
             .create(&center(), draft("p1", b"one"), UnixMicros(1))
             .unwrap();
@@ -866,7 +1230,7 @@ mod tests {
 
     #[test]
     fn update_needs_the_current_version_and_keeps_history() {
-        let store = Store::temporary().unwrap();
+        let store = Store::temporary(hpo()).unwrap();
         let id = create(&store, "p1", b"v1");
         let updated = store
             .update(&id, 1, draft("p1", b"v2"), UnixMicros(2))
@@ -894,7 +1258,7 @@ mod tests {
 
     #[test]
     fn retraction_hides_but_keeps_the_case() {
-        let store = Store::temporary().unwrap();
+        let store = Store::temporary(hpo()).unwrap();
         let id = create(&store, "p1", b"v1");
         let stale = store.retract(&id, Some(7), "", UnixMicros(2)).unwrap_err();
         assert!(matches!(stale, CoreError::VersionConflict { .. }));
@@ -938,7 +1302,7 @@ mod tests {
 
     #[test]
     fn listing_pages_through_every_active_case_once() {
-        let store = Store::temporary().unwrap();
+        let store = Store::temporary(hpo()).unwrap();
         let mut ids = Vec::new();
         for i in 0..23 {
             let created = store
@@ -966,7 +1330,7 @@ mod tests {
 
     #[test]
     fn listing_limits_are_enforced() {
-        let store = Store::temporary().unwrap();
+        let store = Store::temporary(hpo()).unwrap();
         assert!(store.list(MAX_PAGE_SIZE, "", false).is_ok());
         assert!(matches!(
             store.list(MAX_PAGE_SIZE + 1, "", false),
@@ -980,7 +1344,7 @@ mod tests {
 
     #[test]
     fn import_batches_apply_each_record_and_the_policy() {
-        let store = Store::temporary().unwrap();
+        let store = Store::temporary(hpo()).unwrap();
         let id = create(&store, "kept", b"v1");
         let batch = [
             draft("new", b"n1"),
@@ -1042,10 +1406,10 @@ mod tests {
     fn data_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let id = {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Store::open(dir.path(), hpo()).unwrap();
             create(&store, "p1", b"v1")
         };
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), hpo()).unwrap();
         assert_eq!(store.get(&id, None, false).unwrap().record, b"v1");
         assert_eq!(store.counts().unwrap().active, 1);
     }
@@ -1066,7 +1430,7 @@ mod tests {
                 page_size in 1u32..9,
                 include_retracted in any::<bool>(),
             ) {
-                let store = Store::temporary().unwrap();
+                let store = Store::temporary(hpo()).unwrap();
                 let mut expected = Vec::new();
                 for (i, gone) in retract.iter().enumerate() {
                     let id = store.create(&center(), draft(&format!("p{i}"), b"r"), UnixMicros(1)).unwrap().case.id;

@@ -17,7 +17,7 @@ use casereg_core::ontology::{Ontology, Resolution};
 use casereg_core::{CoreError, FieldViolation};
 use casereg_proto::v1 as pb;
 
-use crate::record_walk;
+use crate::{facts, record_walk};
 use prost::Message as _;
 
 /// Checks a submitted phenopacket and turns it into a draft, or explains every problem.
@@ -61,14 +61,14 @@ pub fn phenopacket_to_draft(
             None
         }
     };
-    let (hpo_terms, notes) = check_ontology_refs(hpo, &refs, strict_terms, &mut violations);
+    let notes = check_ontology_refs(hpo, &refs, strict_terms, &mut violations);
     match external_id {
         Some(external_id) if violations.is_empty() => Ok((
             CaseDraft {
                 external_id,
                 record,
                 digest: digest(phenopacket),
-                hpo_terms,
+                facts: facts::extract(phenopacket, hpo),
             },
             notes,
         )),
@@ -234,6 +234,8 @@ pub fn case_to_wire(case: CaseRecord) -> Result<pb::Case, CoreError> {
         external_id: _,
         record,
         digest: _,
+        facts: _,
+        doc: _,
     } = case;
     let phenopacket = pb::Phenopacket::decode(record.as_slice())
         .map_err(|e| CoreError::Corrupt(format!("record of case {id}: {e}")))?;

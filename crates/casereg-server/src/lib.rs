@@ -6,6 +6,8 @@
 
 pub mod config;
 pub mod convert;
+pub mod facts;
+pub mod filter;
 pub mod import;
 pub mod ontology_service;
 pub mod record_walk;
@@ -68,14 +70,15 @@ pub enum ServerError {
 pub fn open_registry(config: &Config) -> Result<Registry, ServerError> {
     let center = CenterId::parse(&config.center)
         .map_err(|e| ServerError::Config(format!("--center: {}", e.0)))?;
-    let hpo = match &config.hpo {
+    let hpo = std::sync::Arc::new(match &config.hpo {
         Some(path) => Ontology::from_path(path)?,
         None => Ontology::embedded()?,
-    };
-    let store = Store::open(&config.data_dir).map_err(|error| ServerError::DataDir {
-        path: config.data_dir.display().to_string(),
-        error,
-    })?;
+    });
+    let store =
+        Store::open(&config.data_dir, hpo.clone()).map_err(|error| ServerError::DataDir {
+            path: config.data_dir.display().to_string(),
+            error,
+        })?;
     Ok(Registry {
         store,
         hpo,

@@ -7,7 +7,8 @@ use casereg_core::CoreError;
 use casereg_core::case::{CaseDraft, TermNote, UnixMicros};
 use casereg_core::ids::{CaseId, CenterId};
 use casereg_core::limits::{
-    MAX_ID_BYTES, MAX_MESSAGE_BYTES, MAX_PAGE_SIZE, MAX_RECORD_BYTES, MAX_TEXT_BYTES,
+    MAX_FILTER_DEPTH, MAX_FILTER_NODES, MAX_ID_BYTES, MAX_MESSAGE_BYTES, MAX_PAGE_SIZE,
+    MAX_RECORD_BYTES, MAX_TEXT_BYTES,
 };
 use casereg_core::ontology::Ontology;
 use casereg_core::store::Store;
@@ -17,7 +18,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::status::{invalid_field, to_status};
-use crate::{convert, import};
+use crate::{convert, filter, import};
+
+/// Observed phenotypes a search hit lists.
+const HIT_PHENOTYPES: usize = 5;
 
 /// Everything a handler needs; shared by all requests.
 #[derive(Debug)]
@@ -25,7 +29,7 @@ pub struct Registry {
     /// The durable store.
     pub store: Store,
     /// The loaded HPO release.
-    pub hpo: Ontology,
+    pub hpo: std::sync::Arc<Ontology>,
     /// This server's center: owner of every case created here.
     pub center: CenterId,
     /// Reject unknown HPO ids instead of warning.
@@ -73,6 +77,36 @@ impl CaseRegistryService {
 
 fn parse_case_id(text: &str) -> Result<CaseId, Status> {
     CaseId::parse(text).map_err(|e| invalid_field("case_id", e.0))
+}
+
+/// A search result: the summary, the first observed phenotypes with labels, and the record
+/// when asked for.
+fn search_hit(
+    case: casereg_core::case::CaseRecord,
+    hpo: &Ontology,
+    full: bool,
+) -> Result<pb::SearchHit, CoreError> {
+    let phenotypes = case
+        .facts
+        .present
+        .iter()
+        .take(HIT_PHENOTYPES)
+        .map(|term| pb::LabelledTerm {
+            id: term.to_string(),
+            label: hpo.term(*term).map(|t| t.name.clone()).unwrap_or_default(),
+        })
+        .collect();
+    let summary = convert::case_to_summary(case.clone().into());
+    let case = if full {
+        Some(convert::case_to_wire(case)?)
+    } else {
+        None
+    };
+    Ok(pb::SearchHit {
+        summary: Some(summary),
+        phenotypes,
+        case,
+    })
 }
 
 fn warnings(notes: Vec<TermNote>, hpo: &Ontology) -> Vec<pb::TermWarning> {
@@ -241,6 +275,56 @@ impl CaseRegistry for CaseRegistryService {
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 
+    #[tracing::instrument(skip_all, fields(page_size))]
+    async fn search_cases(
+        &self,
+        request: Request<pb::SearchCasesRequest>,
+    ) -> Result<Response<pb::SearchCasesResponse>, Status> {
+        let pb::SearchCasesRequest {
+            filter,
+            page_size,
+            page_token,
+            view,
+        } = request.into_inner();
+        tracing::Span::current().record("page_size", page_size);
+        let full = match pb::SearchView::try_from(view) {
+            Ok(pb::SearchView::Full) => true,
+            Ok(pb::SearchView::Summary | pb::SearchView::Unspecified) => false,
+            Err(_) => return Err(invalid_field("view", format!("{view} is not a SearchView"))),
+        };
+        let response = self
+            .blocking(move |r| {
+                let query = filter::to_query(filter.as_ref(), "filter", &r.store.index())?;
+                let page = r.store.search(&query, page_size, &page_token, full)?;
+                let hits = page
+                    .cases
+                    .into_iter()
+                    .map(|case| search_hit(case, &r.hpo, full))
+                    .collect::<Result<_, _>>()?;
+                Ok(pb::SearchCasesResponse {
+                    hits,
+                    next_page_token: page.next_page_token.unwrap_or_default(),
+                    total: page.total,
+                })
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn count_cases(
+        &self,
+        request: Request<pb::CountCasesRequest>,
+    ) -> Result<Response<pb::CountCasesResponse>, Status> {
+        let pb::CountCasesRequest { filter } = request.into_inner();
+        // Evaluated inline: a count reads memory only and takes microseconds.
+        let index = self.registry.store.index();
+        let query = filter::to_query(filter.as_ref(), "filter", &index).map_err(to_status)?;
+        let count = index.count(&query);
+        drop(index);
+        Ok(Response::new(pb::CountCasesResponse { count }))
+    }
+
     #[tracing::instrument(skip_all)]
     async fn get_registry_info(
         &self,
@@ -272,6 +356,8 @@ impl CaseRegistry for CaseRegistryService {
                         max_text_bytes: MAX_TEXT_BYTES as u64,
                         max_id_bytes: MAX_ID_BYTES as u64,
                         max_page_size: MAX_PAGE_SIZE,
+                        max_filter_depth: MAX_FILTER_DEPTH as u32,
+                        max_filter_nodes: MAX_FILTER_NODES as u32,
                     }),
                     strict_terms: r.strict_terms,
                 })
