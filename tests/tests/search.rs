@@ -397,6 +397,22 @@ async fn the_seed_case_is_found_by_its_phenotype_disease_and_ancestors_but_not_b
         hits("publication:DOI:10.7326/aimcc.2023.1411").await,
         vec![id]
     );
+    // Export takes the same filter.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("skin.jsonl");
+    server
+        .cli(&[
+            "export",
+            "--where",
+            "phenotype:HP:0011121",
+            "-o",
+            &file.display().to_string(),
+        ])
+        .await
+        .unwrap();
+    let exported = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(exported.lines().count(), 1);
+    assert!(exported.contains(&seed_case().id));
     let human = server
         .cli(&["search", "phenotype:\"calcinosis cutis\""])
         .await

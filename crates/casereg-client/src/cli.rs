@@ -134,6 +134,9 @@ pub enum Command {
         /// Include retracted cases.
         #[arg(long)]
         include_retracted: bool,
+        /// Only active cases matching this query (the `search` syntax).
+        #[arg(long = "where")]
+        query: Option<String>,
     },
     /// Find cases with a query such as
     /// `phenotype:"calcinosis cutis" and disease:OMIM:270150 and not excluded:HP:0001369`.
@@ -416,11 +419,17 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             centers,
             ids,
             include_retracted,
+            query,
         } => {
+            let filter = query
+                .as_deref()
+                .map(crate::query::parse_query)
+                .transpose()?;
             let request = pb::ExportCasesRequest {
                 case_ids: ids,
                 center_ids: centers,
                 include_retracted,
+                filter,
             };
             let written =
                 crate::import_cli::run_export(&mut client, request, output.as_deref(), out).await?;

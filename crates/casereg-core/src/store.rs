@@ -943,6 +943,16 @@ impl Store {
         })
     }
 
+    /// Every active case matching `query`, in document order.
+    pub fn matching_ids(&self, query: &Query) -> Vec<CaseId> {
+        let index = self.index();
+        index
+            .matching(query)
+            .iter()
+            .filter_map(|doc| index.case_id(doc))
+            .collect()
+    }
+
     /// How many active cases match `query`.
     pub fn count(&self, query: &Query) -> u64 {
         self.index().count(query)

@@ -274,6 +274,7 @@ pub fn export_stream(
         case_ids,
         center_ids,
         include_retracted,
+        filter,
     } = request;
     if case_ids.len() > MAX_EXPORT_IDS {
         return Err(invalid_field(
@@ -293,6 +294,15 @@ pub fn export_stream(
             CenterId::parse(id).map_err(|e| invalid_field(&format!("center_ids[{i}]"), e.0))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // A filter is read now, so that a bad one fails the call rather than the stream.
+    let matching = match &filter {
+        Some(filter) => {
+            let query = crate::filter::to_query(Some(filter), "filter", &registry.store.index())
+                .map_err(to_status)?;
+            Some(registry.store.matching_ids(&query))
+        }
+        None => None,
+    };
     // Two chunks in the channel: the reader stays just ahead of a slow client.
     let (tx, rx) = mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
@@ -300,18 +310,20 @@ pub fn export_stream(
             tx.blocking_send(Ok(pb::ExportCasesResponse { cases: chunk }))
                 .is_ok()
         };
+        let matched: Option<std::collections::HashSet<CaseId>> =
+            matching.as_ref().map(|ids| ids.iter().copied().collect());
         let keep = |case: &casereg_core::case::CaseRecord| {
-            centers.is_empty() || centers.contains(&case.center)
+            (centers.is_empty() || centers.contains(&case.center))
+                && matched.as_ref().is_none_or(|m| m.contains(&case.id))
         };
         let mut chunk = Vec::with_capacity(EXPORT_CHUNK_CASES);
-        let cases: Box<dyn Iterator<Item = Result<_, CoreError>>> = if ids.is_empty() {
-            Box::new(registry.store.scan(include_retracted))
-        } else {
-            Box::new(
-                ids.iter()
-                    .map(|id| registry.store.get(id, None, include_retracted)),
-            )
-        };
+        let read = |id: &CaseId| registry.store.get(id, None, include_retracted);
+        let cases: Box<dyn Iterator<Item = Result<_, CoreError>>> =
+            match (&matching, ids.is_empty()) {
+                (_, false) => Box::new(ids.iter().map(read)),
+                (Some(matching), true) => Box::new(matching.iter().map(read)),
+                (None, true) => Box::new(registry.store.scan(include_retracted)),
+            };
         for case in cases {
             let wire = case.and_then(|case| {
                 if keep(&case) {
