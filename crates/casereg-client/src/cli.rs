@@ -260,6 +260,15 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         request_timeout: Duration::from_secs(cli.timeout.max(1)),
         ..ConnectOptions::default()
     };
+    // A query that does not parse is reported before any connection is tried.
+    if let Command::Search { query, .. }
+    | Command::Count { query: Some(query) }
+    | Command::Export {
+        query: Some(query), ..
+    } = &cli.command
+    {
+        crate::query::parse_query(query)?;
+    }
     let mut client = Client::connect(&cli.server, &options).await?;
     let format = cli.format;
     match cli.command {
