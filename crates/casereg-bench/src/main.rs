@@ -1,0 +1,44 @@
+//! `casereg-bench`: measures casereg and prints markdown reports.
+
+use std::process::ExitCode;
+
+/// mimalloc, as in the registry's own binaries, so that allocation costs are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use casereg_bench::search::SearchArgs;
+use clap::{Parser, Subcommand};
+
+/// casereg-bench: benchmarks of the casereg registry on synthetic cases calibrated on the
+/// real phenopacket-store corpus. Reports are markdown on standard output; progress goes to
+/// standard error.
+#[derive(Debug, Parser)]
+#[command(name = "casereg-bench", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Search: index build and count latency in process (ancestor closure against
+    /// descendant union), then start-up and count latency over gRPC.
+    Search(SearchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Search(args) => casereg_bench::search::run(args),
+    };
+    match result {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("casereg-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
