@@ -459,3 +459,236 @@ impl Index {
         (terms + codes) as u64
     }
 }
+
+/// Identifies a snapshot file and its layout.
+const SNAPSHOT_MAGIC: &[u8; 16] = b"casereg-index-01";
+/// Last bytes of a complete snapshot (a truncated file is refused).
+const SNAPSHOT_END: &[u8; 8] = b"index-ok";
+
+/// A snapshot that cannot be used: the caller rebuilds from the store.
+#[derive(Debug, thiserror::Error)]
+#[error("index snapshot: {0}")]
+pub struct SnapshotError(String);
+
+impl From<std::io::Error> for SnapshotError {
+    fn from(e: std::io::Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// Writes and reads the plain values of a snapshot.
+mod wire {
+    use std::io::{Read, Write};
+
+    use roaring::RoaringBitmap;
+
+    use super::SnapshotError;
+
+    pub fn u32_out<W: Write + ?Sized>(w: &mut W, v: u32) -> std::io::Result<()> {
+        w.write_all(&v.to_le_bytes())
+    }
+    pub fn u64_out<W: Write + ?Sized>(w: &mut W, v: u64) -> std::io::Result<()> {
+        w.write_all(&v.to_le_bytes())
+    }
+    pub fn len_out<W: Write + ?Sized>(w: &mut W, n: usize) -> std::io::Result<()> {
+        u64_out(w, n as u64)
+    }
+    pub fn str_out<W: Write + ?Sized>(w: &mut W, s: &str) -> std::io::Result<()> {
+        len_out(w, s.len())?;
+        w.write_all(s.as_bytes())
+    }
+    pub fn bitmap_out<W: Write + ?Sized>(w: &mut W, b: &RoaringBitmap) -> std::io::Result<()> {
+        len_out(w, b.serialized_size())?;
+        b.serialize_into(w)
+    }
+
+    pub fn u32_in(r: &mut impl Read) -> Result<u32, SnapshotError> {
+        let mut b = [0u8; 4];
+        r.read_exact(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    pub fn u64_in(r: &mut impl Read) -> Result<u64, SnapshotError> {
+        let mut b = [0u8; 8];
+        r.read_exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    /// A length, refused beyond `limit` (a corrupt length must not allocate gigabytes).
+    pub fn len_in(r: &mut impl Read, limit: u64) -> Result<usize, SnapshotError> {
+        let n = u64_in(r)?;
+        if n > limit {
+            return Err(SnapshotError(format!("length {n} exceeds {limit}")));
+        }
+        usize::try_from(n).map_err(|_| SnapshotError(format!("length {n}")))
+    }
+    pub fn str_in(r: &mut impl Read) -> Result<Box<str>, SnapshotError> {
+        let n = len_in(r, 1 << 20)?;
+        let mut bytes = vec![0u8; n];
+        r.read_exact(&mut bytes)?;
+        String::from_utf8(bytes)
+            .map(String::into_boxed_str)
+            .map_err(|e| SnapshotError(e.to_string()))
+    }
+    pub fn bitmap_in(r: &mut impl Read) -> Result<RoaringBitmap, SnapshotError> {
+        let n = len_in(r, 1 << 32)?;
+        RoaringBitmap::deserialize_from(r.take(n as u64)).map_err(SnapshotError::from)
+    }
+}
+
+/// Most entries any one snapshot map may claim.
+const SNAPSHOT_MAX_ENTRIES: u64 = 1 << 32;
+
+fn map_out<K>(
+    w: &mut impl std::io::Write,
+    map: &BTreeMap<K, RoaringBitmap>,
+    key_out: impl Fn(&mut dyn std::io::Write, &K) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    wire::len_out(w, map.len())?;
+    for (key, bitmap) in map {
+        key_out(w, key)?;
+        wire::bitmap_out(w, bitmap)?;
+    }
+    Ok(())
+}
+
+fn map_in<K: Ord, R: std::io::Read>(
+    r: &mut R,
+    key_in: impl Fn(&mut R) -> Result<K, SnapshotError>,
+) -> Result<BTreeMap<K, RoaringBitmap>, SnapshotError> {
+    let n = wire::len_in(r, SNAPSHOT_MAX_ENTRIES)?;
+    let mut map = BTreeMap::new();
+    for _ in 0..n {
+        let key = key_in(r)?;
+        map.insert(key, wire::bitmap_in(r)?);
+    }
+    Ok(map)
+}
+
+fn term_out(w: &mut dyn std::io::Write, t: &TermId) -> std::io::Result<()> {
+    wire::u32_out(w, t.0)
+}
+
+fn i32_out(w: &mut dyn std::io::Write, v: &i32) -> std::io::Result<()> {
+    w.write_all(&v.to_le_bytes())
+}
+
+fn i32_in(r: &mut impl std::io::Read) -> Result<i32, SnapshotError> {
+    Ok(wire::u32_in(r)?.cast_signed())
+}
+
+impl Index {
+    /// Writes the whole index, tagged with the ontology release and `seq` (the store's
+    /// write sequence number it reflects).
+    pub fn write_snapshot(&self, w: &mut impl std::io::Write, seq: u64) -> std::io::Result<()> {
+        w.write_all(SNAPSHOT_MAGIC)?;
+        wire::str_out(w, self.hpo.version())?;
+        wire::u64_out(w, seq)?;
+        w.write_all(&[u8::from(self.expansion == Expansion::AncestorClosure)])?;
+        wire::len_out(w, self.docs.len())?;
+        for doc in &self.docs {
+            match doc {
+                Some(id) => {
+                    w.write_all(&[1])?;
+                    w.write_all(id.as_bytes())?;
+                }
+                None => w.write_all(&[0])?,
+            }
+        }
+        for map in [&self.present, &self.present_closure, &self.excluded] {
+            map_out(w, map, term_out)?;
+        }
+        for code in &self.codes {
+            map_out(w, &code.postings, |w, k| wire::str_out(w, k))?;
+            wire::len_out(w, code.labels.len())?;
+            for (label, ids) in &code.labels {
+                wire::str_out(w, label)?;
+                wire::len_out(w, ids.len())?;
+                for id in ids {
+                    wire::str_out(w, id)?;
+                }
+            }
+        }
+        map_out(w, &self.sex, i32_out)?;
+        for column in [&self.onset, &self.last_encounter] {
+            map_out(w, &column.by_from, i32_out)?;
+            map_out(w, &column.by_to, i32_out)?;
+        }
+        wire::bitmap_out(w, &self.active)?;
+        w.write_all(SNAPSHOT_END)
+    }
+
+    /// Reads a snapshot written by [`Index::write_snapshot`], if it was made with the same
+    /// ontology release and at write sequence `seq`; otherwise says why not.
+    pub fn read_snapshot(
+        hpo: Arc<Ontology>,
+        r: &mut impl std::io::Read,
+        seq: u64,
+    ) -> Result<Self, SnapshotError> {
+        let mut magic = [0u8; 16];
+        r.read_exact(&mut magic)?;
+        if &magic != SNAPSHOT_MAGIC {
+            return Err(SnapshotError("not a snapshot of this version".to_owned()));
+        }
+        let release = wire::str_in(r)?;
+        if &*release != hpo.version() {
+            return Err(SnapshotError(format!(
+                "made with HPO {release}, the server loaded {}",
+                hpo.version()
+            )));
+        }
+        let written_at = wire::u64_in(r)?;
+        if written_at != seq {
+            return Err(SnapshotError(format!(
+                "reflects write {written_at}, the store is at write {seq}"
+            )));
+        }
+        let mut flag = [0u8; 1];
+        r.read_exact(&mut flag)?;
+        let expansion = if flag[0] == 1 {
+            Expansion::AncestorClosure
+        } else {
+            Expansion::DescendantUnion
+        };
+        let mut index = Self::new(hpo, expansion);
+        let docs = wire::len_in(r, SNAPSHOT_MAX_ENTRIES)?;
+        index.docs.reserve(docs);
+        for _ in 0..docs {
+            r.read_exact(&mut flag)?;
+            index.docs.push(if flag[0] == 1 {
+                let mut id = [0u8; CaseId::LEN];
+                r.read_exact(&mut id)?;
+                let text = std::str::from_utf8(&id).map_err(|e| SnapshotError(e.to_string()))?;
+                Some(CaseId::parse(text).map_err(|e| SnapshotError(e.0))?)
+            } else {
+                None
+            });
+        }
+        let term_in = |r: &mut _| wire::u32_in(r).map(TermId);
+        index.present = map_in(r, term_in)?;
+        index.present_closure = map_in(r, term_in)?;
+        index.excluded = map_in(r, term_in)?;
+        for code in &mut index.codes {
+            code.postings = map_in(r, wire::str_in)?;
+            let labels = wire::len_in(r, SNAPSHOT_MAX_ENTRIES)?;
+            for _ in 0..labels {
+                let label = wire::str_in(r)?;
+                let n = wire::len_in(r, SNAPSHOT_MAX_ENTRIES)?;
+                let ids = (0..n)
+                    .map(|_| wire::str_in(r))
+                    .collect::<Result<BTreeSet<_>, _>>()?;
+                code.labels.insert(label, ids);
+            }
+        }
+        index.sex = map_in(r, i32_in)?;
+        for column in [&mut index.onset, &mut index.last_encounter] {
+            column.by_from = map_in(r, i32_in)?;
+            column.by_to = map_in(r, i32_in)?;
+        }
+        index.active = wire::bitmap_in(r)?;
+        let mut end = [0u8; 8];
+        r.read_exact(&mut end)?;
+        if &end != SNAPSHOT_END {
+            return Err(SnapshotError("incomplete".to_owned()));
+        }
+        Ok(index)
+    }
+}

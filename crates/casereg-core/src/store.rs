@@ -43,6 +43,10 @@ const TREE_META: &str = "meta";
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_ACTIVE: &[u8] = b"count.active";
 const KEY_RETRACTED: &[u8] = b"count.retracted";
+/// Number of committed writes that changed a case: what an index snapshot is checked by.
+const KEY_WRITE_SEQ: &[u8] = b"write.seq";
+/// The index snapshot's file name in the data directory.
+pub const SNAPSHOT_FILE: &str = "index.snapshot";
 /// Prefix of page tokens, so a token from another listing or version is recognised.
 const PAGE_TOKEN_PREFIX: &str = "c1:";
 /// Prefix of search page tokens (followed by the last document number returned).
@@ -398,6 +402,10 @@ pub struct Store {
     index: Arc<RwLock<Index>>,
     /// Held from a write's transaction until its index change is applied.
     writer: Arc<Mutex<()>>,
+    /// Where the index snapshot is kept (none for a temporary store).
+    snapshot: Option<std::path::PathBuf>,
+    /// Whether the index was loaded from a snapshot when the store opened.
+    index_from_snapshot: bool,
 }
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<CoreError>>;
@@ -446,6 +454,31 @@ fn add_count(meta: &TransactionalTree, key: &[u8], delta: i64) -> TxResult<()> {
     Ok(())
 }
 
+fn read_counter(meta: &Tree, key: &[u8]) -> Result<u64> {
+    match meta.get(key)? {
+        Some(bytes) => read_u64(&bytes),
+        None => Ok(0),
+    }
+}
+
+/// The index in the snapshot file, if there is one that matches; the file is removed either
+/// way, so that a snapshot is never read twice.
+fn load_snapshot(path: &Path, hpo: &Arc<Ontology>, seq: u64) -> Option<Index> {
+    let file = std::fs::File::open(path).ok()?;
+    let result = Index::read_snapshot(Arc::clone(hpo), &mut std::io::BufReader::new(file), seq);
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(error = %e, path = %path.display(), "cannot remove the index snapshot");
+        return None;
+    }
+    match result {
+        Ok(index) => Some(index),
+        Err(e) => {
+            tracing::info!(reason = %e, "index snapshot not used");
+            None
+        }
+    }
+}
+
 fn read_u64(bytes: &[u8]) -> Result<u64> {
     let array: [u8; 8] = bytes
         .try_into()
@@ -470,15 +503,19 @@ impl Store {
     /// phenotypes with `hpo`.
     pub fn open(path: &Path, hpo: Arc<Ontology>) -> Result<Self> {
         let db = sled::Config::new().path(path).open()?;
-        Self::from_db(db, hpo)
+        Self::from_db(db, hpo, Some(path.join(SNAPSHOT_FILE)))
     }
 
     /// A store in a temporary directory that is deleted when dropped (tests, tools).
     pub fn temporary(hpo: Arc<Ontology>) -> Result<Self> {
-        Self::from_db(sled::Config::new().temporary(true).open()?, hpo)
+        Self::from_db(sled::Config::new().temporary(true).open()?, hpo, None)
     }
 
-    fn from_db(db: sled::Db, hpo: Arc<Ontology>) -> Result<Self> {
+    fn from_db(
+        db: sled::Db,
+        hpo: Arc<Ontology>,
+        snapshot: Option<std::path::PathBuf>,
+    ) -> Result<Self> {
         let meta = db.open_tree(TREE_META)?;
         match meta.get(KEY_FORMAT)? {
             Some(format) if format.as_ref() == FORMAT => {}
@@ -496,16 +533,27 @@ impl Store {
         }
         let cases = db.open_tree(TREE_CASES)?;
         let started = Instant::now();
-        let mut index = Index::new(hpo, Expansion::AncestorClosure);
-        for item in cases.iter() {
-            let (_, bytes) = item?;
-            index.insert(entry(&decode(&bytes)?));
-        }
+        let seq = read_counter(&meta, KEY_WRITE_SEQ)?;
+        let loaded = snapshot
+            .as_deref()
+            .and_then(|path| load_snapshot(path, &hpo, seq));
+        let index_from_snapshot = loaded.is_some();
+        let (index, how) = match loaded {
+            Some(index) => (index, "loaded from the snapshot"),
+            None => {
+                let mut index = Index::new(hpo, Expansion::AncestorClosure);
+                for item in cases.iter() {
+                    let (_, bytes) = item?;
+                    index.insert(entry(&decode(&bytes)?));
+                }
+                (index, "rebuilt from the stored cases")
+            }
+        };
         tracing::info!(
             cases = index.next_doc(),
             active = index.active_count(),
             millis = started.elapsed().as_millis() as u64,
-            "search indexes built"
+            "search indexes {how}"
         );
         Ok(Self {
             cases,
@@ -514,7 +562,37 @@ impl Store {
             db,
             index: Arc::new(RwLock::new(index)),
             writer: Arc::new(Mutex::new(())),
+            snapshot,
+            index_from_snapshot,
         })
+    }
+
+    /// Whether the search indexes were loaded from a snapshot (rather than rebuilt) when
+    /// the store opened.
+    pub fn index_from_snapshot(&self) -> bool {
+        self.index_from_snapshot
+    }
+
+    /// Saves the search indexes beside the data so that the next start loads them instead
+    /// of rebuilding (call when stopping). The snapshot is used once: the next open deletes
+    /// it, and it is only used if no write happened after it was taken.
+    pub fn save_index_snapshot(&self) -> std::io::Result<()> {
+        let Some(path) = &self.snapshot else {
+            return Ok(());
+        };
+        // Holding the writer lock: no write can slip between the sequence number read and
+        // the index written.
+        let _writer = self.lock_writer();
+        self.db.flush().map_err(std::io::Error::other)?;
+        let seq = read_counter(&self.meta, KEY_WRITE_SEQ).map_err(std::io::Error::other)?;
+        let partial = path.with_extension("partial");
+        {
+            let mut file = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+            self.index().write_snapshot(&mut file, seq)?;
+            file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        }
+        std::fs::rename(&partial, path)?;
+        Ok(())
     }
 
     /// Reads the search indexes (briefly: writers wait for the guard to drop).
@@ -572,6 +650,7 @@ impl Store {
                 let case = new_case(id, center, &draft, now, doc);
                 write_version(cases, versions, &case)?;
                 add_count(meta, KEY_ACTIVE, 1)?;
+                add_count(meta, KEY_WRITE_SEQ, 1)?;
                 Ok(Created {
                     case,
                     created: true,
@@ -638,6 +717,9 @@ impl Store {
                 }
                 if created > 0 {
                     add_count(meta, KEY_ACTIVE, i64::from(created))?;
+                }
+                if !changes.is_empty() {
+                    add_count(meta, KEY_WRITE_SEQ, 1)?;
                 }
                 Ok((results, changes))
             })
@@ -716,8 +798,8 @@ impl Store {
         now: UnixMicros,
     ) -> Result<Updated> {
         let writer = self.lock_writer();
-        let (outcome, old) = (&self.cases, &self.versions)
-            .transaction(|(cases, versions)| {
+        let (outcome, old) = (&self.cases, &self.versions, &self.meta)
+            .transaction(|(cases, versions, meta)| {
                 let Some(current) = read_case(cases, versions, id)? else {
                     return abort(CoreError::NotFound {
                         case_id: *id,
@@ -763,6 +845,7 @@ impl Store {
                     ..current
                 };
                 write_version(cases, versions, &case)?;
+                add_count(meta, KEY_WRITE_SEQ, 1)?;
                 let updated = Updated {
                     case,
                     changed: true,
@@ -831,6 +914,7 @@ impl Store {
                 write_version(cases, versions, &case)?;
                 add_count(meta, KEY_ACTIVE, -1)?;
                 add_count(meta, KEY_RETRACTED, 1)?;
+                add_count(meta, KEY_WRITE_SEQ, 1)?;
                 Ok((case, Some(old)))
             })
             .map_err(tx_error)?;
@@ -1410,6 +1494,62 @@ mod tests {
             }
         );
         assert_eq!(store.scan(false).count(), 2);
+    }
+
+    #[test]
+    fn a_snapshot_is_used_once_and_only_if_nothing_was_written_after_it() {
+        use crate::index::{CodeKind, Query};
+        let dir = tempfile::tempdir().unwrap();
+        let with_disease = |external: &str, disease: &str| {
+            let mut d = draft(external, external.as_bytes());
+            d.facts.diseases.push(crate::case::Coded {
+                id: disease.to_owned(),
+                label: String::new(),
+            });
+            d
+        };
+        let query = |disease: &str| Query::Code {
+            kind: CodeKind::Disease,
+            id: disease.to_owned(),
+        };
+        {
+            let store = Store::open(dir.path(), hpo()).unwrap();
+            assert!(!store.index_from_snapshot());
+            store
+                .create(&center(), with_disease("p1", "OMIM:1"), UnixMicros(1))
+                .unwrap();
+            store.save_index_snapshot().unwrap();
+        }
+        {
+            let store = Store::open(dir.path(), hpo()).unwrap();
+            assert!(store.index_from_snapshot());
+            assert!(!dir.path().join(SNAPSHOT_FILE).exists());
+            assert_eq!(store.count(&query("OMIM:1")), 1);
+            // A write after the snapshot makes it stale.
+            store.save_index_snapshot().unwrap();
+            store
+                .create(&center(), with_disease("p2", "OMIM:2"), UnixMicros(2))
+                .unwrap();
+        }
+        {
+            let store = Store::open(dir.path(), hpo()).unwrap();
+            assert!(!store.index_from_snapshot());
+            assert_eq!(store.count(&query("OMIM:2")), 1);
+        }
+        // A damaged snapshot is not used.
+        {
+            let store = Store::open(dir.path(), hpo()).unwrap();
+            store.save_index_snapshot().unwrap();
+        }
+        let path = dir.path().join(SNAPSHOT_FILE);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let store = Store::open(dir.path(), hpo()).unwrap();
+        assert!(!store.index_from_snapshot());
+        assert_eq!(
+            store.count(&query("OMIM:1")) + store.count(&query("OMIM:2")),
+            2
+        );
     }
 
     #[test]

@@ -277,6 +277,7 @@ proptest! {
         initial in proptest::collection::vec((facts(), any::<bool>()), 1..30),
         changes in proptest::collection::vec(change(), 0..15),
         queries in proptest::collection::vec(query(), 1..12),
+        snapshot in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let mut ids = Vec::new();
@@ -302,9 +303,14 @@ proptest! {
                 }
             }
             check(&store, &queries)?;
+            if snapshot {
+                store.save_index_snapshot().unwrap();
+            }
         }
-        // Reopened: the indexes are rebuilt from what is stored.
+        // Reopened: the indexes are loaded from the snapshot, or rebuilt from what is
+        // stored.
         let store = Store::open(dir.path(), hpo()).unwrap();
+        prop_assert_eq!(store.index_from_snapshot(), snapshot);
         check(&store, &queries)?;
     }
 }

@@ -175,7 +175,20 @@ pub async fn serve(
     tokio::task::spawn_blocking(move || store.flush())
         .await
         .map_err(|e| ServerError::Config(format!("flush task: {e}")))??;
-    tracing::info!("store flushed; stopped");
+    tracing::info!("store flushed");
+    // The snapshot only spares the next start a rebuild; failing to write one loses nothing.
+    let store = registry.store.clone();
+    let started = std::time::Instant::now();
+    match tokio::task::spawn_blocking(move || store.save_index_snapshot()).await {
+        Ok(Ok(())) => tracing::info!(
+            millis = started.elapsed().as_millis() as u64,
+            "index snapshot saved; stopped"
+        ),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "index snapshot not saved; the next start rebuilds")
+        }
+        Err(e) => tracing::warn!(error = %e, "index snapshot task failed; the next start rebuilds"),
+    }
     Ok(())
 }
 
