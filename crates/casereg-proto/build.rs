@@ -10,6 +10,7 @@ use prost::Message as _;
 const PROTO_FILES: &[&str] = &[
     "casereg/v1/phenopacket.proto",
     "casereg/v1/search.proto",
+    "casereg/v1/aggregate.proto",
     "casereg/v1/registry.proto",
     "casereg/v1/ontology.proto",
 ];

@@ -164,6 +164,29 @@ pub enum Command {
         /// The query, as for `search`.
         query: Option<String>,
     },
+    /// Count matching cases by one or two dimensions, e.g.
+    /// `--by treatment --by response --where 'phenotype:"calcinosis cutis"'`.
+    /// Dimensions: disease, phenotype (phenotype:N rolls up to N levels below Phenotypic
+    /// abnormality; phenotype:1 = organ systems), excluded, gene, treatment, response,
+    /// procedure, sex, onset:WIDTH and age:WIDTH (buckets, e.g. onset:10y), center,
+    /// publication. Counts below the server's threshold show as `<k`.
+    Stats {
+        /// A dimension (give one or two).
+        #[arg(long = "by", required = true)]
+        by: Vec<String>,
+        /// Only cases matching this query (the `search` syntax).
+        #[arg(long = "where")]
+        query: Option<String>,
+        /// Most cells, largest first (at most 1000).
+        #[arg(long, default_value_t = 20)]
+        top: u32,
+        /// Leave out cells with fewer cases.
+        #[arg(long, default_value_t = 0)]
+        min_count: u64,
+        /// Print CSV: one row per cell with ids, labels and the count.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Look up HPO terms: by id (`HP:0025520`) or by words of a name or synonym.
     Term {
         /// An HPO id, or words to search for.
@@ -264,6 +287,9 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     if let Command::Search { query, .. }
     | Command::Count { query: Some(query) }
     | Command::Export {
+        query: Some(query), ..
+    }
+    | Command::Stats {
         query: Some(query), ..
     } = &cli.command
     {
@@ -476,6 +502,41 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     writeln!(out, "{}", to_pretty_json(&response))?;
                 }
                 Format::Human => write_hits(out, &hits, total, &query, &token)?,
+            }
+        }
+        Command::Stats {
+            by,
+            query,
+            top,
+            min_count,
+            csv,
+        } => {
+            let group_by = by
+                .iter()
+                .map(|text| crate::stats::parse_group_by(text))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|message| {
+                    CliError::Client(ClientError::Input {
+                        path: "--by".to_owned(),
+                        message,
+                    })
+                })?;
+            let filter = query
+                .as_deref()
+                .map(crate::query::parse_query)
+                .transpose()?;
+            let response = client
+                .aggregate(pb::AggregateRequest {
+                    filter,
+                    group_by,
+                    top_n: top,
+                    min_count,
+                })
+                .await?;
+            match (format, csv) {
+                (_, true) => crate::stats::write_csv(out, &response)?,
+                (Format::Json, false) => writeln!(out, "{}", to_pretty_json(&response))?,
+                (Format::Human, false) => crate::stats::write_table(out, &response, &by)?,
             }
         }
         Command::Count { query } => {

@@ -8,6 +8,7 @@ pub mod import;
 mod import_cli;
 pub mod json;
 pub mod query;
+pub mod stats;
 
 use std::future::Future;
 use std::time::Duration;
@@ -222,6 +223,15 @@ impl Client {
                 .await?
                 .count,
         )
+    }
+
+    /// Matching cases counted by one or two dimensions.
+    pub async fn aggregate(
+        &mut self,
+        request: pb::AggregateRequest,
+    ) -> Result<pb::AggregateResponse, ClientError> {
+        let t = self.request_timeout;
+        unary(t, self.registry.aggregate(with_deadline(request, t))).await
     }
 
     /// Versions, ontology releases and counts of the registry.

@@ -85,6 +85,11 @@ pub struct CaseFacts {
     pub treatments: Vec<Coded>,
     /// Procedures.
     pub procedures: Vec<Coded>,
+    /// Responses to medical actions (`medicalActions[].responseToTreatment`).
+    pub responses: Vec<Coded>,
+    /// (treatment agent id, response id) of each treatment with a recorded response: what a
+    /// treatment × response table counts, pairing a response with its own treatment.
+    pub treatment_responses: Vec<(String, String)>,
     /// Publication ids (`metaData.externalReferences`).
     pub publications: Vec<String>,
     /// Subject sex as the Phenopacket enum number.

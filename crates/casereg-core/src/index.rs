@@ -37,9 +37,18 @@ pub enum CodeKind {
     Publication,
     /// ACMG class name of an interpreted variant.
     VariantClass,
+    /// Response to a medical action.
+    Response,
+    /// A treatment agent and the response recorded with it, keyed `agent\tresponse`.
+    TreatmentResponse,
 }
 
-const CODE_KINDS: usize = 7;
+const CODE_KINDS: usize = 9;
+
+/// The key of a treatment × response pair.
+pub fn pair_key(agent: &str, response: &str) -> String {
+    format!("{agent}\t{response}")
+}
 
 impl CodeKind {
     fn slot(self) -> usize {
@@ -130,6 +139,8 @@ struct CodeIndex {
     /// Lower-cased label → ids recorded with it (kept when postings empty; a stale label
     /// resolves to an id that matches nothing).
     labels: HashMap<Box<str>, BTreeSet<Box<str>>>,
+    /// Id → the first label recorded with it, for showing results.
+    names: HashMap<Box<str>, Box<str>>,
 }
 
 /// Ages as two ordered maps of bitmaps: by the earliest and by the latest possible age.
@@ -287,6 +298,7 @@ impl Index {
             (CodeKind::Gene, &facts.genes),
             (CodeKind::Treatment, &facts.treatments),
             (CodeKind::Procedure, &facts.procedures),
+            (CodeKind::Response, &facts.responses),
         ];
         for (kind, values) in coded {
             for value in values {
@@ -301,6 +313,14 @@ impl Index {
             for id in values {
                 self.post_key(kind, id, doc, add);
             }
+        }
+        for (agent, response) in &facts.treatment_responses {
+            self.post_key(
+                CodeKind::TreatmentResponse,
+                &pair_key(agent, response),
+                doc,
+                add,
+            );
         }
         self.post_key(CodeKind::Center, center.as_str(), doc, add);
         post(&mut self.sex, facts.sex, doc, add);
@@ -318,11 +338,15 @@ impl Index {
             // A gene is found by its symbol as well as its id.
             self.post_key(kind, &value.label, doc, add);
         } else if add && !value.label.is_empty() {
-            self.codes[kind.slot()]
-                .labels
+            let code = &mut self.codes[kind.slot()];
+            code.labels
                 .entry(value.label.to_lowercase().into())
                 .or_default()
                 .insert(value.id.as_str().into());
+            if !code.names.contains_key(value.id.as_str()) {
+                code.names
+                    .insert(value.id.as_str().into(), value.label.as_str().into());
+            }
         }
     }
 
@@ -347,6 +371,41 @@ impl Index {
             .get(label.to_lowercase().as_str())
             .map(|ids| ids.iter().map(|id| id.to_string()).collect())
             .unwrap_or_default()
+    }
+
+    /// Every code of a kind with its cases.
+    pub fn code_postings(&self, kind: CodeKind) -> impl Iterator<Item = (&str, &RoaringBitmap)> {
+        self.codes[kind.slot()]
+            .postings
+            .iter()
+            .map(|(k, b)| (&**k, b))
+    }
+
+    /// Every observed phenotype as recorded, with its cases.
+    pub fn present_postings(&self) -> impl Iterator<Item = (TermId, &RoaringBitmap)> {
+        self.present.iter().map(|(t, b)| (*t, b))
+    }
+
+    /// Every excluded phenotype as recorded, with its cases.
+    pub fn excluded_postings(&self) -> impl Iterator<Item = (TermId, &RoaringBitmap)> {
+        self.excluded.iter().map(|(t, b)| (*t, b))
+    }
+
+    /// The smallest and largest finite age recorded for a field, in days.
+    pub fn age_extent(&self, field: AgeField) -> Option<(i32, i32)> {
+        let column = match field {
+            AgeField::Onset => &self.onset,
+            AgeField::LastEncounter => &self.last_encounter,
+        };
+        let low = *column.by_from.keys().next()?;
+        let high_to = column.by_to.keys().rev().find(|t| **t != i32::MAX).copied();
+        let high_from = column.by_from.keys().next_back().copied();
+        Some((low, high_to.max(high_from).unwrap_or(low)))
+    }
+
+    /// The label first recorded with a code id, if any.
+    pub fn label_of(&self, kind: CodeKind, id: &str) -> Option<&str> {
+        self.codes[kind.slot()].names.get(id).map(|l| &**l)
     }
 
     /// Whether some active case is posted under a code (after normalisation).
@@ -461,7 +520,7 @@ impl Index {
 }
 
 /// Identifies a snapshot file and its layout.
-const SNAPSHOT_MAGIC: &[u8; 16] = b"casereg-index-01";
+const SNAPSHOT_MAGIC: &[u8; 16] = b"casereg-index-02";
 /// Last bytes of a complete snapshot (a truncated file is refused).
 const SNAPSHOT_END: &[u8; 8] = b"index-ok";
 
@@ -606,6 +665,11 @@ impl Index {
                     wire::str_out(w, id)?;
                 }
             }
+            wire::len_out(w, code.names.len())?;
+            for (id, label) in &code.names {
+                wire::str_out(w, id)?;
+                wire::str_out(w, label)?;
+            }
         }
         map_out(w, &self.sex, i32_out)?;
         for column in [&self.onset, &self.last_encounter] {
@@ -676,6 +740,11 @@ impl Index {
                     .map(|_| wire::str_in(r))
                     .collect::<Result<BTreeSet<_>, _>>()?;
                 code.labels.insert(label, ids);
+            }
+            let names = wire::len_in(r, SNAPSHOT_MAX_ENTRIES)?;
+            for _ in 0..names {
+                let id = wire::str_in(r)?;
+                code.names.insert(id, wire::str_in(r)?);
             }
         }
         index.sex = map_in(r, i32_in)?;

@@ -4,6 +4,7 @@
 //! nothing of the generated wire types; the server converts at its boundary.
 
 pub mod age;
+pub mod aggregate;
 pub mod case;
 pub mod error;
 pub mod ids;

@@ -35,7 +35,7 @@ use crate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_REASON_BYTES};
 use crate::ontology::Ontology;
 
 /// Identifies the on-disk layout; a data directory with another value is refused.
-pub const FORMAT: &[u8] = b"casereg-store-2";
+pub const FORMAT: &[u8] = b"casereg-store-3";
 
 const TREE_CASES: &str = "cases";
 const TREE_VERSIONS: &str = "versions";
@@ -112,6 +112,11 @@ struct StoredFacts {
     onset: Option<StoredSpan>,
     #[prost(message, optional, tag = "10")]
     last_encounter: Option<StoredSpan>,
+    #[prost(message, repeated, tag = "11")]
+    responses: Vec<StoredCoded>,
+    /// Treatment agent id and response id, as `StoredCoded { id, label }` pairs.
+    #[prost(message, repeated, tag = "12")]
+    treatment_responses: Vec<StoredCoded>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -158,6 +163,15 @@ impl StoredFacts {
             publications: facts.publications.clone(),
             onset: span(facts.onset),
             last_encounter: span(facts.last_encounter),
+            responses: coded(&facts.responses),
+            treatment_responses: facts
+                .treatment_responses
+                .iter()
+                .map(|(agent, response)| StoredCoded {
+                    id: agent.clone(),
+                    label: response.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -189,6 +203,12 @@ impl StoredFacts {
             sex,
             onset: span(self.onset),
             last_encounter: span(self.last_encounter),
+            responses: coded(self.responses),
+            treatment_responses: self
+                .treatment_responses
+                .into_iter()
+                .map(|pair| (pair.id, pair.label))
+                .collect(),
         }
     }
 }

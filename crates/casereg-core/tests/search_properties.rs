@@ -113,6 +113,8 @@ fn facts() -> impl Strategy<Value = CaseFacts> {
                         })
                         .collect(),
                     procedures: Vec::new(),
+                    responses: Vec::new(),
+                    treatment_responses: Vec::new(),
                     publications,
                     sex,
                     onset,
@@ -200,6 +202,11 @@ fn reference(query: &Query, case: &CaseRecord, hpo: &Ontology) -> bool {
             CodeKind::Procedure => facts.procedures.iter().any(|t| &t.id == id),
             CodeKind::Publication => facts.publications.contains(id),
             CodeKind::VariantClass => facts.variant_classes.contains(id),
+            CodeKind::Response => facts.responses.iter().any(|r| &r.id == id),
+            CodeKind::TreatmentResponse => facts
+                .treatment_responses
+                .iter()
+                .any(|(a, r)| &casereg_core::index::pair_key(a, r) == id),
             CodeKind::Center => case.center.as_str() == id,
         },
         Query::Sex(sex) => facts.sex == *sex,

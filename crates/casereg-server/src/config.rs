@@ -41,6 +41,17 @@ pub struct Config {
     #[arg(long, env = "CASEREG_STRICT_TERMS")]
     pub strict_terms: bool,
 
+    /// Aggregate counts from 1 to N−1 are withheld ("fewer than N") and totals that would
+    /// reveal them are blurred, for callers without record-level access. 0 is refused: use
+    /// --exact-counts.
+    #[arg(long, env = "CASEREG_MIN_CELL_COUNT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_cell_count: u64,
+
+    /// Give every caller exact aggregate counts (record-level access). Only on a loopback
+    /// address: for a curator's own machine.
+    #[arg(long, env = "CASEREG_EXACT_COUNTS")]
+    pub exact_counts: bool,
+
     /// Allow listening on a non-loopback address without authentication or TLS.
     #[arg(long, env = "CASEREG_INSECURE")]
     pub insecure: bool,

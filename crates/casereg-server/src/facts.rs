@@ -92,6 +92,17 @@ pub fn extract(p: &pb::Phenopacket, hpo: &Ontology) -> CaseFacts {
             }
             _ => {}
         }
+        if let Some(response) = &action.response_to_treatment {
+            facts.responses.push(coded(response));
+            if let Some(Action::Treatment(pb::Treatment {
+                agent: Some(agent), ..
+            })) = &action.action
+            {
+                facts
+                    .treatment_responses
+                    .push((agent.id.clone(), response.id.clone()));
+            }
+        }
     }
     if let Some(meta) = &p.meta_data {
         facts.publications.extend(
@@ -108,6 +119,8 @@ pub fn extract(p: &pb::Phenopacket, hpo: &Ontology) -> CaseFacts {
     dedup_by_id(&mut facts.genes);
     dedup_by_id(&mut facts.treatments);
     dedup_by_id(&mut facts.procedures);
+    dedup_by_id(&mut facts.responses);
+    dedup(&mut facts.treatment_responses);
     dedup(&mut facts.variant_classes);
     dedup(&mut facts.publications);
     facts

@@ -4,8 +4,10 @@
 //! `CaseRegistry`, health and reflection services on a listener until a shutdown signal, then
 //! drains within a deadline and flushes the store.
 
+pub mod aggregate;
 pub mod config;
 pub mod convert;
+pub mod disclosure;
 pub mod facts;
 pub mod filter;
 pub mod import;
@@ -84,6 +86,11 @@ pub fn open_registry(config: &Config) -> Result<Registry, ServerError> {
         hpo,
         center,
         strict_terms: config.strict_terms,
+        min_cell_count: if config.exact_counts {
+            0
+        } else {
+            config.min_cell_count
+        },
         import_commit: std::sync::Mutex::new(()),
     })
 }
@@ -91,6 +98,12 @@ pub fn open_registry(config: &Config) -> Result<Registry, ServerError> {
 /// Refuses a non-loopback listen address unless `--insecure` was given: there is no
 /// authentication yet, and this is health data.
 pub fn check_listen_address(config: &Config) -> Result<(), ServerError> {
+    if config.exact_counts && !config.listen.ip().is_loopback() {
+        return Err(ServerError::Config(format!(
+            "--exact-counts gives every caller exact small counts; it is refused off loopback ({})",
+            config.listen
+        )));
+    }
     if config.listen.ip().is_loopback() || config.insecure {
         Ok(())
     } else {

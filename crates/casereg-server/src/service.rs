@@ -34,6 +34,8 @@ pub struct Registry {
     pub center: CenterId,
     /// Reject unknown HPO ids instead of warning.
     pub strict_terms: bool,
+    /// Aggregate counts below this are withheld; 0 gives exact counts (record level).
+    pub min_cell_count: u64,
     /// Serialises import commits: batches are checked in parallel, but committing two at
     /// once would only make their transactions conflict and retry.
     pub import_commit: std::sync::Mutex<()>,
@@ -323,6 +325,20 @@ impl CaseRegistry for CaseRegistryService {
         let count = index.count(&query);
         drop(index);
         Ok(Response::new(pb::CountCasesResponse { count }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn aggregate(
+        &self,
+        request: Request<pb::AggregateRequest>,
+    ) -> Result<Response<pb::AggregateResponse>, Status> {
+        let request = request.into_inner();
+        let response = self
+            .blocking(move |r| {
+                crate::aggregate::aggregate(&request, &r.store.index(), r.min_cell_count)
+            })
+            .await?;
+        Ok(Response::new(response))
     }
 
     #[tracing::instrument(skip_all)]

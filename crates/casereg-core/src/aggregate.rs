@@ -1,0 +1,282 @@
+//! Counts of matching cases grouped by one or two dimensions, from the search indexes.
+//!
+//! A case counts once per group it belongs to: a case with two diseases is in both disease
+//! groups, so the cells of a dimension may sum to more than the total. Exact counts only:
+//! disclosure control is applied by the server on the way out.
+
+use roaring::{MultiOps as _, RoaringBitmap};
+
+use crate::ids::TermId;
+use crate::index::{AgeField, CodeKind, Index, Query};
+
+/// The HPO root every phenotype roll-up is measured from (Phenotypic abnormality).
+pub const PHENOTYPIC_ABNORMALITY: TermId = TermId(118);
+
+/// What cases are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    /// A coded value (disease, gene, treatment, response, procedure, center, publication).
+    Code(CodeKind),
+    /// Observed phenotypes: as recorded (`rollup_depth` 0) or rolled up to their ancestors
+    /// `rollup_depth` levels below Phenotypic abnormality (1: organ systems).
+    Phenotype {
+        /// Levels below the root; 0 for the terms as recorded.
+        rollup_depth: u32,
+    },
+    /// Excluded phenotypes, as recorded.
+    Excluded,
+    /// Subject sex.
+    Sex,
+    /// An age in buckets of `bucket_days`, starting at multiples of it.
+    Age {
+        /// Onset or last encounter.
+        field: AgeField,
+        /// Bucket width in days (at least 1).
+        bucket_days: u32,
+    },
+}
+
+/// The value a group stands for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GroupKey {
+    /// A code id.
+    Code(String),
+    /// An HPO term.
+    Term(TermId),
+    /// A sex (Phenopacket enum number).
+    Sex(i32),
+    /// Ages in `[from, until)` days.
+    Bucket {
+        /// Inclusive.
+        from: i32,
+        /// Exclusive.
+        until: i32,
+    },
+    /// An age known only to a range wider than one bucket.
+    SeveralBuckets,
+}
+
+/// How to cut the list of cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// Most cells returned, largest first.
+    pub top: usize,
+    /// Cells with fewer cases are left out.
+    pub min_count: u64,
+}
+
+/// One cell: the keys along each dimension and the number of cases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    /// One key per dimension.
+    pub keys: Vec<GroupKey>,
+    /// Matching cases in the cell.
+    pub count: u64,
+}
+
+/// Exact counts of an aggregation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregate {
+    /// Cells, largest first, then by key.
+    pub cells: Vec<Cell>,
+    /// Cases matching the filter.
+    pub total: u64,
+    /// Matching cases with a value of the first dimension that are in no listed cell.
+    pub other: u64,
+    /// Matching cases without any value of the first dimension.
+    pub none: u64,
+}
+
+/// Why an aggregation cannot be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AggregateError(pub String);
+
+/// Most age buckets one dimension may produce.
+pub const MAX_AGE_BUCKETS: usize = 500;
+
+impl Index {
+    /// The non-empty groups of `dimension` among `within`, with their cases.
+    pub fn groups(
+        &self,
+        dimension: Dimension,
+        within: &RoaringBitmap,
+    ) -> Result<Vec<(GroupKey, RoaringBitmap)>, AggregateError> {
+        let keep = |key: GroupKey, bitmap: &RoaringBitmap| {
+            let cases = bitmap & within;
+            (!cases.is_empty()).then_some((key, cases))
+        };
+        Ok(match dimension {
+            Dimension::Code(kind) => self
+                .code_postings(kind)
+                .filter_map(|(id, b)| keep(GroupKey::Code(id.to_owned()), b))
+                .collect(),
+            Dimension::Phenotype { rollup_depth: 0 } => self
+                .present_postings()
+                .filter_map(|(t, b)| keep(GroupKey::Term(t), b))
+                .collect(),
+            Dimension::Phenotype { rollup_depth } => self
+                .terms_at_depth(rollup_depth)
+                .into_iter()
+                .filter_map(|t| {
+                    let bitmap = self.matching(&Query::Phenotype {
+                        term: t,
+                        exact: false,
+                    });
+                    keep(GroupKey::Term(t), &bitmap)
+                })
+                .collect(),
+            Dimension::Excluded => self
+                .excluded_postings()
+                .filter_map(|(t, b)| keep(GroupKey::Term(t), b))
+                .collect(),
+            Dimension::Sex => (0..4)
+                .filter_map(|s| keep(GroupKey::Sex(s), &self.matching(&Query::Sex(s))))
+                .collect(),
+            Dimension::Age { field, bucket_days } => self.age_groups(field, bucket_days, within)?,
+        })
+    }
+
+    fn age_groups(
+        &self,
+        field: AgeField,
+        bucket_days: u32,
+        within: &RoaringBitmap,
+    ) -> Result<Vec<(GroupKey, RoaringBitmap)>, AggregateError> {
+        let width = i64::from(bucket_days);
+        if width == 0 {
+            return Err(AggregateError(
+                "bucket width must be at least 1 day".to_owned(),
+            ));
+        }
+        let age = |from, until| Query::Age { field, from, until };
+        let valued = self.matching(&age(None, None)) & within;
+        let Some((low, high)) = self.age_extent(field) else {
+            return Ok(Vec::new());
+        };
+        let first = i64::from(low).div_euclid(width) * width;
+        let buckets = (i64::from(high) - first) / width + 1;
+        if buckets > MAX_AGE_BUCKETS as i64 {
+            return Err(AggregateError(format!(
+                "buckets of {bucket_days} days make {buckets} buckets over the recorded ages; \
+                 the limit is {MAX_AGE_BUCKETS}: use wider buckets"
+            )));
+        }
+        let mut groups = Vec::new();
+        let mut placed = RoaringBitmap::new();
+        for i in 0..buckets {
+            let from = clamp(first + i * width);
+            let until = clamp(first + (i + 1) * width);
+            let cases = self.matching(&age(Some(from), Some(until))) & within;
+            if !cases.is_empty() {
+                placed |= &cases;
+                groups.push((GroupKey::Bucket { from, until }, cases));
+            }
+        }
+        let spread = valued - placed;
+        if !spread.is_empty() {
+            groups.push((GroupKey::SeveralBuckets, spread));
+        }
+        Ok(groups)
+    }
+
+    /// Exact counts for `query` grouped by one or two dimensions.
+    pub fn aggregate(
+        &self,
+        query: &Query,
+        dimensions: &[Dimension],
+        cut: Cut,
+    ) -> Result<Aggregate, AggregateError> {
+        let matching = self.matching(query);
+        let (first, second) = match dimensions {
+            [first] => (*first, None),
+            [first, second] => (*first, Some(*second)),
+            _ => return Err(AggregateError("group by one or two dimensions".to_owned())),
+        };
+        let first_groups = self.groups(first, &matching)?;
+        let valued: RoaringBitmap = first_groups.iter().map(|(_, b)| b).union();
+        let mut cells: Vec<(Vec<GroupKey>, RoaringBitmap)> = match second {
+            None => first_groups
+                .into_iter()
+                .map(|(key, cases)| (vec![key], cases))
+                .collect(),
+            Some(second) => self.pivot(first, second, first_groups, &matching)?,
+        };
+        cells.retain(|(_, cases)| cases.len() >= cut.min_count.max(1));
+        cells.sort_by(|(ka, a), (kb, b)| b.len().cmp(&a.len()).then_with(|| ka.cmp(kb)));
+        cells.truncate(cut.top);
+        let listed: RoaringBitmap = cells.iter().map(|(_, b)| b).union();
+        Ok(Aggregate {
+            total: matching.len(),
+            other: (&valued - &listed).len(),
+            none: (&matching - &valued).len(),
+            cells: cells
+                .into_iter()
+                .map(|(keys, cases)| Cell {
+                    keys,
+                    count: cases.len(),
+                })
+                .collect(),
+        })
+    }
+
+    fn pivot(
+        &self,
+        first: Dimension,
+        second: Dimension,
+        first_groups: Vec<(GroupKey, RoaringBitmap)>,
+        matching: &RoaringBitmap,
+    ) -> Result<Vec<(Vec<GroupKey>, RoaringBitmap)>, AggregateError> {
+        use CodeKind::{Response, Treatment};
+        // A response belongs to its own treatment: pair them from the same medical action.
+        let paired = match (first, second) {
+            (Dimension::Code(Treatment), Dimension::Code(Response)) => Some(false),
+            (Dimension::Code(Response), Dimension::Code(Treatment)) => Some(true),
+            _ => None,
+        };
+        if let Some(reversed) = paired {
+            let pairs = self.groups(Dimension::Code(CodeKind::TreatmentResponse), matching)?;
+            return Ok(pairs
+                .into_iter()
+                .filter_map(|(key, cases)| {
+                    let GroupKey::Code(key) = key else {
+                        return None;
+                    };
+                    let (agent, response) = key.split_once('\t')?;
+                    let (a, b) = (
+                        GroupKey::Code(agent.to_owned()),
+                        GroupKey::Code(response.to_owned()),
+                    );
+                    Some((if reversed { vec![b, a] } else { vec![a, b] }, cases))
+                })
+                .collect());
+        }
+        let mut cells = Vec::new();
+        for (key, cases) in first_groups {
+            for (inner, both) in self.groups(second, &cases)? {
+                cells.push((vec![key.clone(), inner], both));
+            }
+        }
+        Ok(cells)
+    }
+
+    /// Terms exactly `depth` `is_a` steps below Phenotypic abnormality.
+    fn terms_at_depth(&self, depth: u32) -> Vec<TermId> {
+        let hpo = self.ontology();
+        let mut level = vec![PHENOTYPIC_ABNORMALITY];
+        for _ in 0..depth {
+            let mut next: Vec<TermId> = level
+                .iter()
+                .flat_map(|t| hpo.children(*t).iter().copied())
+                .collect();
+            next.sort_unstable();
+            next.dedup();
+            level = next;
+        }
+        level
+    }
+}
+
+fn clamp(days: i64) -> i32 {
+    i32::try_from(days).unwrap_or(if days < 0 { i32::MIN } else { i32::MAX })
+}

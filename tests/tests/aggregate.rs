@@ -1,0 +1,364 @@
+//! Aggregates end to end: facets and pivots against an independent count over the decoded
+//! records, the treatment × response pivot, small-count protection, bad requests.
+
+// Helpers here are test code too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use casereg_client::Client;
+use casereg_client::query::parse_query;
+use casereg_core::ids::{Curie, TermId};
+use casereg_core::ontology::Ontology;
+use casereg_e2e::{TestServer, sample_records, schema_fixtures, seed_case};
+use casereg_proto::v1 as pb;
+
+fn group(dimension: pb::Dimension) -> pb::GroupBy {
+    pb::GroupBy {
+        dimension: dimension.into(),
+        ..pb::GroupBy::default()
+    }
+}
+
+fn request(query: Option<&str>, group_by: Vec<pb::GroupBy>) -> pb::AggregateRequest {
+    pb::AggregateRequest {
+        filter: query.map(|q| parse_query(q).unwrap()),
+        group_by,
+        top_n: 1_000,
+        min_count: 0,
+    }
+}
+
+/// Cells as (key ids, exact count).
+fn cells(response: &pb::AggregateResponse) -> BTreeMap<Vec<String>, u64> {
+    response
+        .cells
+        .iter()
+        .map(|c| {
+            let count = c.count.unwrap();
+            assert_eq!(count.precision, pb::Precision::Exact as i32);
+            (c.keys.iter().map(|k| k.id.clone()).collect(), count.value)
+        })
+        .collect()
+}
+
+fn resolve(hpo: &Ontology, id: &str) -> Option<TermId> {
+    let term = Curie::check_term(id).ok().flatten()?;
+    Some(hpo.resolve(term).effective())
+}
+
+/// The values of one dimension in one record, computed from the record alone.
+fn values(p: &pb::Phenopacket, g: &pb::GroupBy, hpo: &Ontology) -> BTreeSet<String> {
+    use pb::Dimension as D;
+    let features = |excluded: bool| {
+        p.phenotypic_features
+            .iter()
+            .filter(move |f| f.excluded == excluded)
+            .filter_map(|f| resolve(hpo, &f.r#type.as_ref()?.id))
+    };
+    match D::try_from(g.dimension).unwrap() {
+        D::Disease => p
+            .diseases
+            .iter()
+            .filter(|d| !d.excluded)
+            .filter_map(|d| d.term.as_ref())
+            .chain(
+                p.interpretations
+                    .iter()
+                    .filter_map(|i| i.diagnosis.as_ref()?.disease.as_ref()),
+            )
+            .map(|c| c.id.clone())
+            .collect(),
+        D::Sex => [pb::Sex::try_from(p.subject.as_ref().map_or(0, |s| s.sex))
+            .unwrap()
+            .as_str_name()
+            .to_owned()]
+        .into(),
+        D::Phenotype if g.rollup_depth == 0 => features(false).map(|t| t.to_string()).collect(),
+        D::Phenotype => {
+            // Organ systems: children of Phenotypic abnormality above a recorded term.
+            let systems: BTreeSet<TermId> = hpo.children(TermId(118)).iter().copied().collect();
+            features(false)
+                .flat_map(|t| {
+                    let mut above = hpo.ancestors(t);
+                    above.push(t);
+                    above
+                })
+                .filter(|t| systems.contains(t))
+                .map(|t| t.to_string())
+                .collect()
+        }
+        D::ExcludedPhenotype => features(true).map(|t| t.to_string()).collect(),
+        D::Publication => p
+            .meta_data
+            .iter()
+            .flat_map(|m| &m.external_references)
+            .map(|r| r.id.clone())
+            .collect(),
+        other => panic!("no reference for {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facets_and_pivots_equal_a_count_over_the_records() {
+    let server = TestServer::start_with(&["--exact-counts"]).await;
+    let path = casereg_e2e::repo_root().join("tests/data/phenopacket-store-sample.jsonl.gz");
+    server
+        .cli(&["import", &path.display().to_string()])
+        .await
+        .unwrap();
+    let records: Vec<pb::Phenopacket> = sample_records().into_iter().map(|(_, _, r)| r).collect();
+    let hpo = Ontology::embedded().unwrap();
+    let mut client = server.client().await;
+    let organ_systems = pb::GroupBy {
+        rollup_depth: 1,
+        ..group(pb::Dimension::Phenotype)
+    };
+    let requests = [
+        (None, vec![group(pb::Dimension::Disease)]),
+        (None, vec![group(pb::Dimension::Sex)]),
+        (None, vec![group(pb::Dimension::Phenotype)]),
+        (None, vec![organ_systems]),
+        (
+            Some("phenotype:HP:0001250"),
+            vec![group(pb::Dimension::ExcludedPhenotype)],
+        ),
+        (None, vec![group(pb::Dimension::Publication)]),
+        (Some("sex:female"), vec![group(pb::Dimension::Disease)]),
+        (Some("phenotype:HP:0001250"), vec![organ_systems]),
+        (
+            Some("onset<1y or age>=18y"),
+            vec![group(pb::Dimension::Sex), group(pb::Dimension::Disease)],
+        ),
+        (
+            Some("phenotype:HP:0000707"),
+            vec![organ_systems, group(pb::Dimension::Sex)],
+        ),
+    ];
+    for (query, group_by) in requests {
+        let response = client
+            .aggregate(request(query, group_by.clone()))
+            .await
+            .unwrap();
+        // The reference: the records the search returns, counted by their own values.
+        let matching: BTreeSet<String> = match query {
+            None => records.iter().map(|r| r.id.clone()).collect(),
+            Some(q) => {
+                let page = client
+                    .search_cases(Some(parse_query(q).unwrap()), 1_000, "", false)
+                    .await
+                    .unwrap();
+                page.hits
+                    .into_iter()
+                    .map(|h| h.summary.unwrap().phenopacket_id)
+                    .collect()
+            }
+        };
+        let mut expected: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+        let mut none = 0;
+        for record in records.iter().filter(|r| matching.contains(&r.id)) {
+            let first = values(record, &group_by[0], &hpo);
+            if first.is_empty() {
+                none += 1;
+            }
+            for a in &first {
+                match group_by.get(1) {
+                    None => *expected.entry(vec![a.clone()]).or_default() += 1,
+                    Some(second) => {
+                        for b in values(record, second, &hpo) {
+                            *expected.entry(vec![a.clone(), b]).or_default() += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(cells(&response), expected, "{query:?} {group_by:?}");
+        assert_eq!(
+            response.total.unwrap().value,
+            matching.len() as u64,
+            "{query:?}"
+        );
+        assert_eq!(response.none.unwrap().value, none, "{query:?}");
+    }
+    server.stop().await;
+}
+
+/// A copy of the seed case under another id and sex.
+fn variant(n: usize, sex: pb::Sex) -> pb::Phenopacket {
+    let mut record = seed_case();
+    record.id = format!("seed-copy-{n}");
+    record.subject.as_mut().unwrap().sex = sex.into();
+    record
+}
+
+async fn load(client: &mut Client, females: usize, males: usize) {
+    for n in 0..females + males {
+        let sex = if n < females {
+            pb::Sex::Female
+        } else {
+            pb::Sex::Male
+        };
+        casereg_e2e::create(client, variant(n, sex)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_cell_of_three_is_never_visible_below_k_and_visible_at_record_level() {
+    let by_sex = || request(None, vec![group(pb::Dimension::Sex)]);
+    let values = |r: &pb::AggregateResponse| -> Vec<u64> {
+        r.cells
+            .iter()
+            .filter_map(|c| c.count.as_ref())
+            .chain([&r.total, &r.other, &r.none].into_iter().flatten())
+            .map(|c| c.value)
+            .collect()
+    };
+    // Default k = 5: 3 women among 10 cases.
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    load(&mut client, 3, 7).await;
+    let protected = client.aggregate(by_sex()).await.unwrap();
+    assert_eq!(protected.min_cell_count, 5);
+    assert!(!values(&protected).contains(&3), "{protected:?}");
+    let women = &protected
+        .cells
+        .iter()
+        .find(|c| c.keys[0].id == "FEMALE")
+        .unwrap();
+    assert_eq!(
+        women.count,
+        Some(pb::Count {
+            value: 5,
+            precision: pb::Precision::FewerThan.into()
+        })
+    );
+    // 10 cases = 7 + 3: the total must not be exact, or 10 − 7 would give the 3 away.
+    assert_ne!(
+        protected.total.unwrap().precision,
+        pb::Precision::Exact as i32
+    );
+    let text = server
+        .cli(&["--format", "json", "stats", "--by", "sex"])
+        .await
+        .unwrap();
+    assert!(!text.contains("\"3\""), "{text}");
+    let table = server.cli(&["stats", "--by", "sex"]).await.unwrap();
+    assert!(table.contains("<5"), "{table}");
+    server.stop().await;
+
+    // k is configurable, and record-level access sees 3.
+    for flags in [
+        ["--min-cell-count", "3"].as_slice(),
+        ["--exact-counts"].as_slice(),
+    ] {
+        let server = TestServer::start_with(flags).await;
+        let mut client = server.client().await;
+        load(&mut client, 3, 7).await;
+        let response = client.aggregate(by_sex()).await.unwrap();
+        assert_eq!(
+            cells(&response),
+            BTreeMap::from([(vec!["FEMALE".to_owned()], 3), (vec!["MALE".to_owned()], 7)])
+        );
+        assert_eq!(response.total.unwrap().value, 10);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn treatment_by_response_pairs_each_response_with_its_treatment() {
+    let server = TestServer::start_with(&["--exact-counts"]).await;
+    let mut client = server.client().await;
+    casereg_e2e::create(&mut client, seed_case()).await;
+    for fixture in schema_fixtures() {
+        casereg_e2e::create(&mut client, fixture).await;
+    }
+    let response = client
+        .aggregate(request(
+            None,
+            vec![
+                group(pb::Dimension::Treatment),
+                group(pb::Dimension::Response),
+            ],
+        ))
+        .await
+        .unwrap();
+    let table = cells(&response);
+    // The seed case: hydroxychloroquine worked, retinoic acid and sodium thiosulfate did not.
+    assert_eq!(
+        table.get(&vec!["CHEBI:5801".to_owned(), "NCIT:C102560".to_owned()]),
+        Some(&1)
+    );
+    assert_eq!(
+        table.get(&vec!["CHEBI:132112".to_owned(), "NCIT:C102561".to_owned()]),
+        Some(&1)
+    );
+    assert_eq!(
+        table.get(&vec!["CHEBI:5801".to_owned(), "NCIT:C102561".to_owned()]),
+        None,
+        "a response must be paired with its own treatment"
+    );
+    assert!(
+        response
+            .cells
+            .iter()
+            .any(|c| c.keys[0].label == "hydroxychloroquine"),
+        "{response:?}"
+    );
+    // The covid19 example records treatments without a response: it has a treatment, so it
+    // is not in `none`, but in no treatment × response cell, so it is in `other`.
+    assert_eq!(response.other.unwrap().value, 1);
+    let treatments = client
+        .aggregate(request(None, vec![group(pb::Dimension::Treatment)]))
+        .await
+        .unwrap();
+    let treated = cells(&treatments);
+    assert_eq!(treated.get(&vec!["NCIT:C722".to_owned()]), Some(&1));
+    assert_eq!(treated.get(&vec!["CHEBI:5801".to_owned()]), Some(&1));
+    let csv = server
+        .cli(&[
+            "stats",
+            "--by",
+            "treatment",
+            "--by",
+            "response",
+            "--where",
+            "phenotype:\"calcinosis cutis\"",
+            "--csv",
+        ])
+        .await
+        .unwrap();
+    assert!(csv.starts_with("id1,label1,id2,label2,count"), "{csv}");
+    assert!(
+        csv.contains("CHEBI:132112,sodium thiosulfate,NCIT:C102561,Unfavorable,1"),
+        "{csv}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_aggregate_requests_name_the_field() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let field = |e: casereg_client::ClientError| match e {
+        casereg_client::ClientError::InvalidArgument { violations, .. } => {
+            violations[0].field.clone()
+        }
+        other => panic!("expected INVALID_ARGUMENT, got {other}"),
+    };
+    let unknown = pb::GroupBy {
+        dimension: 99,
+        ..pb::GroupBy::default()
+    };
+    let zero_width = group(pb::Dimension::Onset);
+    let mut too_many = request(None, vec![group(pb::Dimension::Sex)]);
+    too_many.top_n = 1_001;
+    for (req, expected) in [
+        (request(None, vec![unknown]), "group_by[0].dimension"),
+        (request(None, vec![zero_width]), "group_by[0].bucket_days"),
+        (too_many, "top_n"),
+        (request(None, vec![]), "group_by"),
+    ] {
+        assert_eq!(field(client.aggregate(req).await.unwrap_err()), expected);
+    }
+    server.stop().await;
+}
