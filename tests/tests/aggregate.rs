@@ -362,3 +362,110 @@ async fn bad_aggregate_requests_name_the_field() {
     }
     server.stop().await;
 }
+
+/// C(n, k) as a float, by multiplication (exact enough for a few hundred cases).
+fn choose(n: u64, k: u64) -> f64 {
+    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooccurring_phenotypes_equal_a_count_over_the_records_with_their_tests() {
+    let server = TestServer::start_with(&["--exact-counts"]).await;
+    let path = casereg_e2e::repo_root().join("tests/data/phenopacket-store-sample.jsonl.gz");
+    server
+        .cli(&["import", &path.display().to_string()])
+        .await
+        .unwrap();
+    let records: Vec<pb::Phenopacket> = sample_records().into_iter().map(|(_, _, r)| r).collect();
+    let hpo = Ontology::embedded().unwrap();
+    let mut client = server.client().await;
+    let query = "phenotype:HP:0001250";
+    let response = client
+        .cooccurrence(pb::CoOccurrenceRequest {
+            filter: Some(parse_query(query).unwrap()),
+            dimension: pb::Dimension::Phenotype.into(),
+            top_n: 1_000,
+            min_count: 0,
+        })
+        .await
+        .unwrap();
+    let page = client
+        .search_cases(Some(parse_query(query).unwrap()), 1_000, "", false)
+        .await
+        .unwrap();
+    let subset: BTreeSet<String> = page
+        .hits
+        .into_iter()
+        .map(|h| h.summary.unwrap().phenopacket_id)
+        .collect();
+    let observed = group(pb::Dimension::Phenotype);
+    let mut in_subset: BTreeMap<String, u64> = BTreeMap::new();
+    let mut in_registry: BTreeMap<String, u64> = BTreeMap::new();
+    for record in &records {
+        for term in values(record, &observed, &hpo) {
+            *in_registry.entry(term.clone()).or_default() += 1;
+            if subset.contains(&record.id) {
+                *in_subset.entry(term).or_default() += 1;
+            }
+        }
+    }
+    let (n, population) = (subset.len() as u64, records.len() as u64);
+    assert_eq!(response.subset_cases.unwrap().value, n);
+    assert_eq!(response.tested, in_subset.len() as u64);
+    assert_eq!(response.values.len(), in_subset.len());
+    for value in &response.values {
+        let id = &value.key.as_ref().unwrap().id;
+        let (hits, with_value) = (in_subset[id], in_registry[id]);
+        assert_eq!(value.cases.unwrap().value, hits, "{id}");
+        assert_eq!(value.registry_cases.unwrap().value, with_value, "{id}");
+        // The hypergeometric upper tail, summed here independently.
+        let p: f64 = (hits..=n.min(with_value))
+            .map(|i| {
+                choose(with_value, i) * choose(population - with_value, n - i)
+                    / choose(population, n)
+            })
+            .sum();
+        assert!(
+            (value.p_value - p.min(1.0)).abs() < 1e-9 * p.max(1e-300).max(1e-12),
+            "{id}: {} vs {p}",
+            value.p_value
+        );
+        assert!(
+            value.q_value >= value.p_value && value.q_value <= 1.0,
+            "{id}: p {} q {}",
+            value.p_value,
+            value.q_value
+        );
+    }
+    // Seizure itself is in every case of the subset and strongly enriched.
+    let seizure = response
+        .values
+        .iter()
+        .find(|v| v.key.as_ref().unwrap().id == "HP:0001250")
+        .unwrap();
+    assert!(seizure.ratio > 1.0 && seizure.q_value < 1e-6, "{seizure:?}");
+    server.stop().await;
+
+    // Below record level, values in fewer than k cases are not listed.
+    let server = TestServer::start().await;
+    server
+        .cli(&["import", &path.display().to_string()])
+        .await
+        .unwrap();
+    let mut client = server.client().await;
+    let protected = client
+        .cooccurrence(pb::CoOccurrenceRequest {
+            filter: Some(parse_query(query).unwrap()),
+            dimension: pb::Dimension::ExcludedPhenotype.into(),
+            top_n: 1_000,
+            min_count: 0,
+        })
+        .await
+        .unwrap();
+    assert!(!protected.values.is_empty());
+    assert!(protected.values.iter().all(|v| v.cases.unwrap().value >= 5));
+    let text = server.cli(&["cooccur", query]).await.unwrap();
+    assert!(text.contains("excluded phenotypes"), "{text}");
+    assert!(text.contains("Seizure"), "{text}");
+    server.stop().await;
+}

@@ -187,6 +187,21 @@ pub enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// What else the cases matching a query have: the most frequent values among them, with
+    /// their frequency in the whole registry, the ratio, and a Fisher exact test (p, and q
+    /// adjusted by Benjamini–Hochberg). By default observed and excluded phenotypes, in two
+    /// tables.
+    Cooccur {
+        /// The query, as for `search`.
+        query: String,
+        /// Report this dimension only: phenotype, excluded, disease, gene, treatment,
+        /// response, procedure, center or publication.
+        #[arg(long)]
+        of: Option<String>,
+        /// Most values per table (at most 1000).
+        #[arg(long, default_value_t = 20)]
+        top: u32,
+    },
     /// Look up HPO terms: by id (`HP:0025520`) or by words of a name or synonym.
     Term {
         /// An HPO id, or words to search for.
@@ -291,7 +306,8 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     }
     | Command::Stats {
         query: Some(query), ..
-    } = &cli.command
+    }
+    | Command::Cooccur { query, .. } = &cli.command
     {
         crate::query::parse_query(query)?;
     }
@@ -537,6 +553,40 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 (_, true) => crate::stats::write_csv(out, &response)?,
                 (Format::Json, false) => writeln!(out, "{}", to_pretty_json(&response))?,
                 (Format::Human, false) => crate::stats::write_table(out, &response, &by)?,
+            }
+        }
+        Command::Cooccur { query, of, top } => {
+            let filter = crate::query::parse_query(&query)?;
+            let dimensions = match &of {
+                Some(name) => vec![crate::stats::parse_group_by(name)],
+                None => vec![
+                    crate::stats::parse_group_by("phenotype"),
+                    crate::stats::parse_group_by("excluded"),
+                ],
+            };
+            let mut responses = Vec::new();
+            for dimension in dimensions {
+                let dimension = dimension.map_err(|message| {
+                    CliError::Client(ClientError::Input {
+                        path: "--of".to_owned(),
+                        message,
+                    })
+                })?;
+                let response = client
+                    .cooccurrence(pb::CoOccurrenceRequest {
+                        filter: Some(filter.clone()),
+                        dimension: dimension.dimension,
+                        top_n: top,
+                        min_count: 0,
+                    })
+                    .await?;
+                responses.push((dimension.dimension, response));
+            }
+            for (dimension, response) in &responses {
+                match format {
+                    Format::Json => writeln!(out, "{}", to_pretty_json(response))?,
+                    Format::Human => crate::stats::write_cooccurrence(out, *dimension, response)?,
+                }
             }
         }
         Command::Count { query } => {

@@ -234,6 +234,15 @@ impl Client {
         unary(t, self.registry.aggregate(with_deadline(request, t))).await
     }
 
+    /// Values co-occurring in the cases matching a filter, against the registry.
+    pub async fn cooccurrence(
+        &mut self,
+        request: pb::CoOccurrenceRequest,
+    ) -> Result<pb::CoOccurrenceResponse, ClientError> {
+        let t = self.request_timeout;
+        unary(t, self.registry.co_occurrence(with_deadline(request, t))).await
+    }
+
     /// Versions, ontology releases and counts of the registry.
     pub async fn registry_info(&mut self) -> Result<pb::RegistryInfo, ClientError> {
         let request = pb::GetRegistryInfoRequest {};

@@ -141,6 +141,57 @@ pub fn write_table(
     Ok(())
 }
 
+/// A co-occurrence table: value, cases in the subset and in the registry, ratio, p, q.
+pub fn write_cooccurrence(
+    out: &mut dyn Write,
+    dimension: i32,
+    response: &pb::CoOccurrenceResponse,
+) -> std::io::Result<()> {
+    let name = pb::Dimension::try_from(dimension).map_or("values", |d| match d {
+        pb::Dimension::Phenotype => "observed phenotypes",
+        pb::Dimension::ExcludedPhenotype => "excluded phenotypes (looked for, absent)",
+        other => other.as_str_name(),
+    });
+    writeln!(
+        out,
+        "{name} among {} matching cases (registry: {}; {} values tested)",
+        count_text(response.subset_cases.as_ref()),
+        count_text(response.registry_cases.as_ref()),
+        response.tested
+    )?;
+    let percent = |f: f64| format!("{:.1}%", f * 100.0);
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["value", "cases", "registry", "ratio", "p", "q (BH)"]);
+    for v in &response.values {
+        table.add_row([
+            v.key.as_ref().map(key_text).unwrap_or_default(),
+            format!(
+                "{} ({})",
+                count_text(v.cases.as_ref()),
+                percent(v.frequency)
+            ),
+            format!(
+                "{} ({})",
+                count_text(v.registry_cases.as_ref()),
+                percent(v.registry_frequency)
+            ),
+            format!("{:.2}", v.ratio),
+            format!("{:.2e}", v.p_value),
+            format!("{:.2e}", v.q_value),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    if response.min_cell_count > 1 {
+        writeln!(
+            out,
+            "values in fewer than {} matching cases are not listed (small-count protection)",
+            response.min_cell_count
+        )?;
+    }
+    Ok(())
+}
+
 /// CSV: per key, its id and label columns, then the count (as `count_text` writes it).
 pub fn write_csv(out: &mut dyn Write, response: &pb::AggregateResponse) -> std::io::Result<()> {
     let width = response.cells.first().map_or(1, |c| c.keys.len());

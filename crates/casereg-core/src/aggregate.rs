@@ -280,3 +280,110 @@ impl Index {
 fn clamp(days: i64) -> i32 {
     i32::try_from(days).unwrap_or(if days < 0 { i32::MIN } else { i32::MAX })
 }
+
+/// One value that co-occurs in a subset of cases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoValue {
+    /// The value.
+    pub key: GroupKey,
+    /// Cases of the subset with it.
+    pub subset: u64,
+    /// Active cases of the registry with it.
+    pub registry: u64,
+    /// One-sided Fisher exact test of enrichment in the subset.
+    pub p_value: f64,
+    /// Benjamini–Hochberg adjusted over every value tested.
+    pub q_value: f64,
+}
+
+/// Values of a dimension among the cases matching a filter, against the whole registry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoOccurrence {
+    /// Most frequent in the subset first.
+    pub values: Vec<CoValue>,
+    /// Cases matching the filter.
+    pub subset: u64,
+    /// Active cases in the registry.
+    pub registry: u64,
+    /// How many values were tested (every value present in the subset).
+    pub tested: usize,
+}
+
+impl Index {
+    /// Every posting of a dimension co-occurrence can report, with its cases.
+    fn postings_of(
+        &self,
+        dimension: Dimension,
+    ) -> Result<Box<dyn Iterator<Item = (GroupKey, &RoaringBitmap)> + '_>, AggregateError> {
+        Ok(match dimension {
+            Dimension::Code(kind) => Box::new(
+                self.code_postings(kind)
+                    .map(|(id, b)| (GroupKey::Code(id.to_owned()), b)),
+            ),
+            Dimension::Phenotype { rollup_depth: 0 } => {
+                Box::new(self.present_postings().map(|(t, b)| (GroupKey::Term(t), b)))
+            }
+            Dimension::Excluded => Box::new(
+                self.excluded_postings()
+                    .map(|(t, b)| (GroupKey::Term(t), b)),
+            ),
+            _ => {
+                return Err(AggregateError(
+                    "co-occurrence is reported for phenotypes as recorded, excluded phenotypes \
+                     and coded values (disease, gene, treatment, response, procedure, center, \
+                     publication)"
+                        .to_owned(),
+                ));
+            }
+        })
+    }
+
+    /// The values of `dimension` among the cases matching `query`, each with its frequency
+    /// in that subset and in the registry and a test of enrichment.
+    pub fn cooccurrence(
+        &self,
+        query: &Query,
+        dimension: Dimension,
+        cut: Cut,
+    ) -> Result<CoOccurrence, AggregateError> {
+        let subset = self.matching(query);
+        let registry = self.active_count();
+        let mut values: Vec<CoValue> = self
+            .postings_of(dimension)?
+            .filter_map(|(key, cases)| {
+                let hits = subset.intersection_len(cases);
+                (hits > 0).then(|| CoValue {
+                    key,
+                    subset: hits,
+                    registry: cases.len(),
+                    p_value: 1.0,
+                    q_value: 1.0,
+                })
+            })
+            .collect();
+        let table = crate::stats::LnFactorials::up_to(registry);
+        for value in &mut values {
+            value.p_value =
+                table.fisher_greater(value.subset, subset.len(), value.registry, registry);
+        }
+        let p: Vec<f64> = values.iter().map(|v| v.p_value).collect();
+        for (value, q) in values.iter_mut().zip(crate::stats::benjamini_hochberg(&p)) {
+            value.q_value = q;
+        }
+        let tested = values.len();
+        values.retain(|v| v.subset >= cut.min_count);
+        values.sort_by(|a, b| {
+            b.subset
+                .cmp(&a.subset)
+                .then(a.p_value.total_cmp(&b.p_value))
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        values.truncate(cut.top);
+        Ok(CoOccurrence {
+            values,
+            subset: subset.len(),
+            registry,
+            tested,
+        })
+    }
+}

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod index;
 pub mod limits;
 pub mod ontology;
+pub mod stats;
 pub mod store;
 
 pub use error::{CoreError, FieldViolation, Result};

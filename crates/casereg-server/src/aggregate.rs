@@ -44,16 +44,13 @@ pub fn aggregate(
             }
         })
         .collect();
-    let top = match request.top_n {
-        0 => DEFAULT_TOP_N,
-        n if n > MAX_TOP_N => {
-            violations.push(FieldViolation::new(
-                "top_n",
-                format!("is {n}; the limit is {MAX_TOP_N} (0 means {DEFAULT_TOP_N})"),
-            ));
-            n
+    let top = match checked_top(request.top_n) {
+        Ok(top) => top,
+        Err(CoreError::Invalid(mut v)) => {
+            violations.append(&mut v);
+            0
         }
-        n => n,
+        Err(other) => return Err(other),
     };
     if !violations.is_empty() {
         return Err(CoreError::Invalid(violations));
@@ -87,6 +84,78 @@ pub fn aggregate(
         none: Some(none),
         min_cell_count,
     })
+}
+
+/// Answers a co-occurrence request. Below record level (k > 1) a value is listed only if at
+/// least k cases of the subset have it, since its frequency would give a smaller count away.
+pub fn cooccurrence(
+    request: &pb::CoOccurrenceRequest,
+    index: &Index,
+    min_cell_count: u64,
+) -> Result<pb::CoOccurrenceResponse, CoreError> {
+    let query = filter::to_query(request.filter.as_ref(), "filter", index)?;
+    let group = pb::GroupBy {
+        dimension: request.dimension,
+        ..pb::GroupBy::default()
+    };
+    let dimension = dimension(&group).map_err(|(field, message)| {
+        CoreError::Invalid(vec![FieldViolation::new(field, message)])
+    })?;
+    let top = checked_top(request.top_n)?;
+    let cut = Cut {
+        top: top as usize,
+        min_count: request.min_count.max(min_cell_count),
+    };
+    let result = index
+        .cooccurrence(&query, dimension, cut)
+        .map_err(|e| CoreError::Invalid(vec![FieldViolation::new("dimension", e.0)]))?;
+    let subset_cases = disclosure::count(result.subset, min_cell_count);
+    let withheld = subset_cases.precision != pb::Precision::Exact as i32;
+    let ratio = |a: u64, n: u64| if n == 0 { 0.0 } else { a as f64 / n as f64 };
+    let values = if withheld {
+        Vec::new()
+    } else {
+        result
+            .values
+            .iter()
+            .map(|v| {
+                let frequency = ratio(v.subset, result.subset);
+                let registry_frequency = ratio(v.registry, result.registry);
+                pb::CoOccurringValue {
+                    key: Some(labelled(&v.key, dimension, index)),
+                    cases: Some(disclosure::count(v.subset, min_cell_count)),
+                    registry_cases: Some(disclosure::count(v.registry, min_cell_count)),
+                    frequency,
+                    registry_frequency,
+                    ratio: if registry_frequency > 0.0 {
+                        frequency / registry_frequency
+                    } else {
+                        0.0
+                    },
+                    p_value: v.p_value,
+                    q_value: v.q_value,
+                }
+            })
+            .collect()
+    };
+    Ok(pb::CoOccurrenceResponse {
+        values,
+        subset_cases: Some(subset_cases),
+        registry_cases: Some(disclosure::count(result.registry, min_cell_count)),
+        tested: result.tested as u64,
+        min_cell_count,
+    })
+}
+
+fn checked_top(top_n: u32) -> Result<u32, CoreError> {
+    match top_n {
+        0 => Ok(DEFAULT_TOP_N),
+        n if n > MAX_TOP_N => Err(CoreError::Invalid(vec![FieldViolation::new(
+            "top_n",
+            format!("is {n}; the limit is {MAX_TOP_N} (0 means {DEFAULT_TOP_N})"),
+        )])),
+        n => Ok(n),
+    }
 }
 
 /// A requested dimension, or the field at fault and why.

@@ -29,6 +29,11 @@ fn withheld(value: u64, k: u64) -> bool {
     k > 1 && (1..k).contains(&value)
 }
 
+/// One count as a caller at threshold `k` may see it.
+pub fn count(value: u64, k: u64) -> pb::Count {
+    small(value, k)
+}
+
 fn small(value: u64, k: u64) -> pb::Count {
     if withheld(value, k) {
         pb::Count {

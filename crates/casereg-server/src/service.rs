@@ -342,6 +342,20 @@ impl CaseRegistry for CaseRegistryService {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn co_occurrence(
+        &self,
+        request: Request<pb::CoOccurrenceRequest>,
+    ) -> Result<Response<pb::CoOccurrenceResponse>, Status> {
+        let request = request.into_inner();
+        let response = self
+            .blocking(move |r| {
+                crate::aggregate::cooccurrence(&request, &r.store.index(), r.min_cell_count)
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn get_registry_info(
         &self,
         _request: Request<pb::GetRegistryInfoRequest>,
