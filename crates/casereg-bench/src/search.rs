@@ -140,6 +140,8 @@ struct Phase2 {
     active: u64,
     health: Samples,
     counts: Vec<StrategyTiming>,
+    /// Aggregate calls: what each is, and its timing (count: cells or values returned).
+    aggregates: Vec<(String, StrategyTiming)>,
     kept: bool,
 }
 
@@ -402,6 +404,86 @@ fn write_cases(
 enum Call<'a> {
     Health,
     Count(&'a pb::Filter),
+    Aggregate(&'a pb::AggregateRequest),
+    CoOccurrence(&'a pb::CoOccurrenceRequest),
+}
+
+/// The aggregate calls timed over gRPC: what each is, as text, and the request.
+fn aggregate_calls() -> Result<Vec<(&'static str, AggregateCall)>> {
+    let parse = |text: &str| {
+        casereg_client::query::parse_query(text)
+            .map_err(|e| BenchError::Input(format!("query `{text}`:\n{e}")))
+    };
+    let group = |dimension: pb::Dimension, rollup_depth: u32, bucket_days: u32| pb::GroupBy {
+        dimension: dimension.into(),
+        rollup_depth,
+        bucket_days,
+    };
+    let aggregate = |filter, group_by| {
+        AggregateCall::Aggregate(pb::AggregateRequest {
+            filter: Some(filter),
+            group_by,
+            top_n: 20,
+            min_count: 0,
+        })
+    };
+    let cooccur = |filter| {
+        AggregateCall::CoOccurrence(pb::CoOccurrenceRequest {
+            filter: Some(filter),
+            dimension: pb::Dimension::Phenotype.into(),
+            top_n: 20,
+            min_count: 0,
+        })
+    };
+    Ok(vec![
+        (
+            "facet: diseases of `phenotype:HP:0000707 and sex:female` (top 20)",
+            aggregate(
+                parse("phenotype:HP:0000707 and sex:female")?,
+                vec![group(pb::Dimension::Disease, 0, 0)],
+            ),
+        ),
+        (
+            "pivot: organ systems × sex of `onset<1y`",
+            aggregate(
+                parse("onset<1y")?,
+                vec![
+                    group(pb::Dimension::Phenotype, 1, 0),
+                    group(pb::Dimension::Sex, 0, 0),
+                ],
+            ),
+        ),
+        (
+            "facet: onset in 5-year buckets of `phenotype:HP:0001250`",
+            aggregate(
+                parse("phenotype:HP:0001250")?,
+                vec![group(pb::Dimension::Onset, 0, 1826)],
+            ),
+        ),
+        (
+            "co-occurring phenotypes of `phenotype:HP:0001250` (Fisher + BH over all)",
+            cooccur(parse("phenotype:HP:0001250")?),
+        ),
+        (
+            "co-occurring phenotypes of `disease:OMIM:612164`",
+            cooccur(parse("disease:OMIM:612164")?),
+        ),
+    ])
+}
+
+/// An aggregate request of either kind.
+enum AggregateCall {
+    Aggregate(pb::AggregateRequest),
+    CoOccurrence(pb::CoOccurrenceRequest),
+}
+
+impl AggregateCall {
+    fn call(&self) -> Call<'_> {
+        match self {
+            Self::Aggregate(r) => Call::Aggregate(r),
+            Self::CoOccurrence(r) => Call::CoOccurrence(r),
+        }
+    }
 }
 
 async fn call(client: &mut Client, call: &Call<'_>) -> Result<u64> {
@@ -424,6 +506,17 @@ async fn call(client: &mut Client, call: &Call<'_>) -> Result<u64> {
             .count_cases(Some((*filter).clone()))
             .await
             .map_err(|e| BenchError::registry("count cases", e)),
+        // For aggregates, the number of cells (or values) returned.
+        Call::Aggregate(request) => client
+            .aggregate((*request).clone())
+            .await
+            .map(|r| r.cells.len() as u64)
+            .map_err(|e| BenchError::registry("aggregate", e)),
+        Call::CoOccurrence(request) => client
+            .cooccurrence((*request).clone())
+            .await
+            .map(|r| r.values.len() as u64)
+            .map_err(|e| BenchError::registry("co-occurrence", e)),
     }
 }
 
@@ -771,7 +864,21 @@ impl Bench<'_> {
                     ),
                 );
             }
-            Ok::<_, BenchError>((health.samples, counts))
+            let aggregates = aggregate_calls()?;
+            let calls: Vec<Call<'_>> = aggregates.iter().map(|(_, a)| a.call()).collect();
+            let timed = time_calls(&mut client, repeat, &calls).await?;
+            let aggregates: Vec<(String, StrategyTiming)> = aggregates
+                .iter()
+                .zip(timed)
+                .map(|((what, _), timing)| {
+                    progress(
+                        started,
+                        format!("gRPC {what}: p50 {} µs", num(micros(timing.samples.p50()))),
+                    );
+                    ((*what).to_owned(), timing)
+                })
+                .collect();
+            Ok::<_, BenchError>((health.samples, counts, aggregates))
         });
         // Close the client's connection (its tasks live on this runtime), so that the server
         // drains at once instead of waiting out its grace period.
@@ -782,7 +889,7 @@ impl Bench<'_> {
         let served = server_runtime.block_on(server);
         drop(registry);
         server_runtime.shutdown_timeout(Duration::from_secs(5));
-        let (health, counts) = measured?;
+        let (health, counts, aggregates) = measured?;
         served
             .map_err(|e| BenchError::registry("server task", e))?
             .map_err(|e| BenchError::registry("server", e))?;
@@ -799,6 +906,7 @@ impl Bench<'_> {
             active,
             health,
             counts,
+            aggregates,
             kept: args.keep,
         })
     }
@@ -1041,6 +1149,30 @@ impl Bench<'_> {
                 "in-process closure p50 (phase 1)",
             ],
             &[true, false, true, true, true, true, true],
+            &rows,
+        );
+        md.line(
+            "Aggregates over the same connection, timed the same way in rounds of their own \
+         (the server's default small-count protection, k = 5, applied). *returned*: cells or \
+         values in the answer.",
+        );
+        md.blank();
+        let rows: Vec<Vec<String>> = phase2
+            .aggregates
+            .iter()
+            .map(|(what, timing)| {
+                vec![
+                    what.clone(),
+                    grouped(timing.count),
+                    num(micros(timing.samples.p50())),
+                    num(micros(timing.samples.p99())),
+                    ratio(timing.samples.p50().as_secs_f64() / floor),
+                ]
+            })
+            .collect();
+        md.table(
+            &["call", "returned", "p50", "p99", "p50 / health p50"],
+            &[false, true, true, true, true],
             &rows,
         );
         if let Some(kib) = machine::peak_rss_kib() {

@@ -155,12 +155,19 @@ pub async fn serve(
         .add_service(OntologyServer::new(OntologyService::new(Arc::clone(
             &registry,
         ))));
-    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    // Nagle's algorithm would hold a response of a few packets back until the client's
+    // delayed ACK (about 40 ms on Linux): measured on aggregate answers before this.
+    let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |stream| {
+        if let Ok(stream) = &stream
+            && let Err(e) = stream.set_nodelay(true)
+        {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+        stream
+    });
+    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
+        let _ = stop_rx.await;
+    }));
 
     tokio::select! {
         result = &mut server => {
