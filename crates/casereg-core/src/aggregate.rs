@@ -92,8 +92,7 @@ pub struct Aggregate {
 #[error("{0}")]
 pub struct AggregateError(pub String);
 
-/// Most age buckets one dimension may produce.
-pub const MAX_AGE_BUCKETS: usize = 500;
+pub use crate::limits::MAX_AGE_BUCKETS;
 
 impl Index {
     /// The non-empty groups of `dimension` among `within`, with their cases.
@@ -361,10 +360,9 @@ impl Index {
                 })
             })
             .collect();
-        let table = crate::stats::LnFactorials::up_to(registry);
         for value in &mut values {
             value.p_value =
-                table.fisher_greater(value.subset, subset.len(), value.registry, registry);
+                crate::stats::fisher_greater(value.subset, subset.len(), value.registry, registry);
         }
         let p: Vec<f64> = values.iter().map(|v| v.p_value).collect();
         for (value, q) in values.iter_mut().zip(crate::stats::benjamini_hochberg(&p)) {

@@ -77,3 +77,15 @@ pub const MAX_FILTER_DEPTH: usize = 16;
 
 /// Most nodes (leaves and operators) in one filter tree.
 pub const MAX_FILTER_NODES: usize = 256;
+
+/// Aggregate cells (or co-occurring values) returned when a request asks for 0.
+pub const DEFAULT_TOP_N: u32 = 20;
+
+/// Most aggregate cells (or co-occurring values) one request may ask for.
+pub const MAX_TOP_N: u32 = 1_000;
+
+/// Deepest phenotype roll-up below Phenotypic abnormality.
+pub const MAX_ROLLUP_DEPTH: u32 = 8;
+
+/// Most age buckets one aggregate dimension may produce.
+pub const MAX_AGE_BUCKETS: usize = 500;

@@ -8,12 +8,7 @@ use casereg_proto::v1 as pb;
 
 use crate::{disclosure, filter};
 
-/// Cells returned when a request asks for 0.
-pub const DEFAULT_TOP_N: u32 = 20;
-/// Most cells one request may ask for.
-pub const MAX_TOP_N: u32 = 1_000;
-/// Deepest phenotype roll-up below Phenotypic abnormality.
-pub const MAX_ROLLUP_DEPTH: u32 = 8;
+use casereg_core::limits::{DEFAULT_TOP_N, MAX_ROLLUP_DEPTH, MAX_TOP_N};
 
 /// Answers `request` from `index`, withholding counts below `min_cell_count` (0: exact).
 pub fn aggregate(
