@@ -21,7 +21,8 @@ fn ln_choose(n: u64, k: u64) -> f64 {
     ln_factorial(n) - ln_factorial(k) - ln_factorial(n - k)
 }
 
-/// Terms of a tail below this fraction of the sum so far end the summation.
+/// Terms of a tail at or below this fraction of the sum so far end the summation (so does a
+/// tail whose first term underflows to zero: its p-value is below 1e-308).
 const TAIL_EPSILON: f64 = 1e-17;
 
 /// One-sided Fisher exact test for enrichment: the probability of seeing `hits` or more
@@ -57,7 +58,7 @@ pub fn fisher_greater(hits: u64, subset: u64, with_value: u64, population: u64) 
             term *= up(i);
             i += 1;
             sum += term;
-            if term < sum * TAIL_EPSILON {
+            if term <= sum * TAIL_EPSILON {
                 break;
             }
         }
@@ -71,7 +72,7 @@ pub fn fisher_greater(hits: u64, subset: u64, with_value: u64, population: u64) 
             term /= up(i - 1);
             i -= 1;
             sum += term;
-            if term < sum * TAIL_EPSILON {
+            if term <= sum * TAIL_EPSILON {
                 break;
             }
         }
@@ -110,6 +111,8 @@ mod tests {
         // [[4, 0], [0, 4]]: 1/70; below the mean the lower tail is used: 1 − 1/70.
         assert!(close(fisher_greater(4, 4, 4, 8), 1.0 / 70.0));
         assert!(close(fisher_greater(1, 4, 4, 8), 1.0 - 1.0 / 70.0));
+        // Far in the tail the first term underflows: p is 0, found without walking the tail.
+        assert_eq!(fisher_greater(40_000, 45_000, 50_000, 1_000_000), 0.0);
         // Nothing more than expected: p = 1 at or below the smallest possible count.
         assert!(close(fisher_greater(0, 4, 4, 8), 1.0));
         // [[10, 2], [3, 15]]: the upper tail summed with exact integer binomials is
