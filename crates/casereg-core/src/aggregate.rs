@@ -347,10 +347,11 @@ impl Index {
     ) -> Result<CoOccurrence, AggregateError> {
         let subset = self.matching(query);
         let registry = self.active_count();
+        let counter = SubsetCounter::new(&subset, self.next_doc());
         let mut values: Vec<CoValue> = self
             .postings_of(dimension)?
             .filter_map(|(key, cases)| {
-                let hits = subset.intersection_len(cases);
+                let hits = counter.count(cases);
                 (hits > 0).then(|| CoValue {
                     key,
                     subset: hits,
@@ -383,5 +384,75 @@ impl Index {
             registry,
             tested,
         })
+    }
+}
+
+/// Counts how many cases of a posting fall in a subset, for thousands of postings in a row.
+///
+/// `RoaringBitmap::intersection_len` merges sorted arrays when both sides are sparse, which
+/// costs the subset's size per posting: with a subset of a few thousand cases per 65,536
+/// documents and 15,000 phenotype postings that was 0.4 s over 1M cases. A subset of more
+/// than a container's worth is turned into a plain bitset once, and each posting is then
+/// counted by testing its own cases, which costs the posting's size.
+enum SubsetCounter<'a> {
+    Sparse(&'a RoaringBitmap),
+    Dense(Vec<u64>),
+}
+
+/// Above this many cases a subset is counted against as a bitset.
+const DENSE_SUBSET: u64 = 4_096;
+
+impl<'a> SubsetCounter<'a> {
+    fn new(subset: &'a RoaringBitmap, documents: u64) -> Self {
+        if subset.len() <= DENSE_SUBSET {
+            return Self::Sparse(subset);
+        }
+        let mut bits = vec![0u64; documents.div_ceil(64) as usize + 1];
+        for doc in subset {
+            bits[(doc / 64) as usize] |= 1 << (doc % 64);
+        }
+        Self::Dense(bits)
+    }
+
+    fn count(&self, cases: &RoaringBitmap) -> u64 {
+        match self {
+            Self::Sparse(subset) => subset.intersection_len(cases),
+            Self::Dense(bits) => cases
+                .iter()
+                .filter(|doc| {
+                    bits.get((doc / 64) as usize)
+                        .is_some_and(|word| word & (1 << (doc % 64)) != 0)
+                })
+                .count() as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_and_sparse_subset_counts_agree_with_intersection() {
+        // A subset above the dense threshold and postings of assorted densities.
+        let subset: RoaringBitmap = (0..200_000u32)
+            .filter(|d| d % 7 == 0 || d % 11 == 3)
+            .collect();
+        assert!(subset.len() > DENSE_SUBSET);
+        let dense = SubsetCounter::new(&subset, 200_000);
+        assert!(matches!(dense, SubsetCounter::Dense(_)));
+        let small: RoaringBitmap = (0..1_000u32).map(|d| d * 13).collect();
+        let sparse = SubsetCounter::new(&small, 200_000);
+        for posting in [
+            (0..200_000u32)
+                .filter(|d| d % 3 == 0)
+                .collect::<RoaringBitmap>(),
+            (0..50u32).map(|d| d * 4_001).collect(),
+            RoaringBitmap::new(),
+            (199_990..200_000u32).collect(),
+        ] {
+            assert_eq!(dense.count(&posting), subset.intersection_len(&posting));
+            assert_eq!(sparse.count(&posting), small.intersection_len(&posting));
+        }
     }
 }
