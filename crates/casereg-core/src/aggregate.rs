@@ -391,20 +391,23 @@ impl Index {
 ///
 /// `RoaringBitmap::intersection_len` merges sorted arrays when both sides are sparse, which
 /// costs the subset's size per posting: with a subset of a few thousand cases per 65,536
-/// documents and 15,000 phenotype postings that was 0.4 s over 1M cases. A subset of more
-/// than a container's worth is turned into a plain bitset once, and each posting is then
-/// counted by testing its own cases, which costs the posting's size.
+/// documents and 15,000 phenotype postings that was 0.4 s over 1M cases. Such a subset is
+/// turned into a plain bitset once, and each posting is then counted by testing its own
+/// cases, which costs the posting's size.
 enum SubsetCounter<'a> {
     Sparse(&'a RoaringBitmap),
     Dense(Vec<u64>),
 }
 
-/// Above this many cases a subset is counted against as a bitset.
+/// Above this many cases per 65,536 documents roaring keeps a bitmap container, which
+/// `intersection_len` already tests element by element; below, it keeps a sorted array.
 const DENSE_SUBSET: u64 = 4_096;
 
 impl<'a> SubsetCounter<'a> {
     fn new(subset: &'a RoaringBitmap, documents: u64) -> Self {
-        if subset.len() <= DENSE_SUBSET {
+        let containers = documents.div_ceil(1 << 16).max(1);
+        let arrays = subset.len() < DENSE_SUBSET * containers;
+        if subset.len() <= DENSE_SUBSET || !arrays {
             return Self::Sparse(subset);
         }
         let mut bits = vec![0u64; documents.div_ceil(64) as usize + 1];
