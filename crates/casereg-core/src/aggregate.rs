@@ -437,12 +437,15 @@ mod tests {
 
     #[test]
     fn dense_and_sparse_subset_counts_agree_with_intersection() {
-        // A subset above the dense threshold and postings of assorted densities.
-        let subset: RoaringBitmap = (0..200_000u32)
-            .filter(|d| d % 7 == 0 || d % 11 == 3)
-            .collect();
-        assert!(subset.len() > DENSE_SUBSET);
+        // 200,000 documents in 4 containers: a subset of 4,097 to 16,383 cases is counted as
+        // a bitset; one dense enough for bitmap containers is not.
+        let subset: RoaringBitmap = (0..200_000u32).filter(|d| d % 31 == 0).collect();
         let dense = SubsetCounter::new(&subset, 200_000);
+        let crowded: RoaringBitmap = (0..200_000u32).filter(|d| d % 7 == 0).collect();
+        assert!(matches!(
+            SubsetCounter::new(&crowded, 200_000),
+            SubsetCounter::Sparse(_)
+        ));
         assert!(matches!(dense, SubsetCounter::Dense(_)));
         let small: RoaringBitmap = (0..1_000u32).map(|d| d * 13).collect();
         let sparse = SubsetCounter::new(&small, 200_000);
