@@ -310,3 +310,41 @@ pub fn shared_corpus(test: &str) -> Option<PathBuf> {
 
 /// A short pause for polling loops.
 pub const POLL: Duration = Duration::from_millis(20);
+
+/// For references that must not use the index: a case's age at onset read from the record
+/// alone — the earliest onset of its observed phenotypes and diseases, from the smallest
+/// lower bound to the smallest upper bound. Only the reading of one `TimeElement` into days
+/// (`facts::span`, unit-tested on its own) is the server's.
+pub fn reference_onset(p: &pb::Phenopacket) -> Option<casereg_core::case::AgeSpan> {
+    let birth = reference_birth(p);
+    let spans: Vec<_> = p
+        .phenotypic_features
+        .iter()
+        .filter(|f| !f.excluded)
+        .filter_map(|f| f.onset.as_ref())
+        .chain(
+            p.diseases
+                .iter()
+                .filter(|d| !d.excluded)
+                .filter_map(|d| d.onset.as_ref()),
+        )
+        .filter_map(|t| casereg_server::facts::span(t, birth))
+        .collect();
+    let from = spans.iter().map(|s| s.from).min()?;
+    let to = spans.iter().map(|s| s.to).min()?;
+    Some(casereg_core::case::AgeSpan { from, to })
+}
+
+/// For references: a case's age at last encounter, read from the record alone.
+pub fn reference_last_encounter(p: &pb::Phenopacket) -> Option<casereg_core::case::AgeSpan> {
+    let time = p.subject.as_ref()?.time_at_last_encounter.as_ref()?;
+    casereg_server::facts::span(time, reference_birth(p))
+}
+
+fn reference_birth(p: &pb::Phenopacket) -> Option<i64> {
+    p.subject
+        .as_ref()?
+        .date_of_birth
+        .as_ref()
+        .map(|t| t.seconds)
+}

@@ -12,7 +12,6 @@ use casereg_core::ids::{Curie, TermId};
 use casereg_core::ontology::Ontology;
 use casereg_e2e::{TestServer, sample_records, schema_fixtures, seed_case};
 use casereg_proto::v1 as pb;
-use casereg_server::facts;
 
 fn group(dimension: pb::Dimension) -> pb::GroupBy {
     pb::GroupBy {
@@ -113,38 +112,10 @@ fn values(p: &pb::Phenopacket, g: &pb::GroupBy, hpo: &Ontology) -> BTreeSet<Stri
             .filter(|id| !id.is_empty())
             .collect(),
         D::Onset | D::Age => {
-            let birth = p
-                .subject
-                .as_ref()
-                .and_then(|s| s.date_of_birth.as_ref())
-                .map(|t| t.seconds);
             let span = if D::try_from(g.dimension).unwrap() == D::Age {
-                p.subject
-                    .as_ref()
-                    .and_then(|s| s.time_at_last_encounter.as_ref())
-                    .and_then(|t| facts::span(t, birth))
+                casereg_e2e::reference_last_encounter(p)
             } else {
-                let spans: Vec<_> = p
-                    .phenotypic_features
-                    .iter()
-                    .filter(|f| !f.excluded)
-                    .filter_map(|f| f.onset.as_ref())
-                    .chain(
-                        p.diseases
-                            .iter()
-                            .filter(|d| !d.excluded)
-                            .filter_map(|d| d.onset.as_ref()),
-                    )
-                    .filter_map(|t| facts::span(t, birth))
-                    .collect();
-                spans
-                    .iter()
-                    .map(|s| s.from)
-                    .min()
-                    .map(|from| casereg_core::case::AgeSpan {
-                        from,
-                        to: spans.iter().map(|s| s.to).min().unwrap(),
-                    })
+                casereg_e2e::reference_onset(p)
             };
             let width = i64::from(g.bucket_days);
             span.map(|s| {

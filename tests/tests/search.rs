@@ -20,7 +20,6 @@ use casereg_core::ids::{Curie, TermId};
 use casereg_core::ontology::Ontology;
 use casereg_e2e::{TestServer, sample_records, seed_case, shared_corpus};
 use casereg_proto::v1 as pb;
-use casereg_server::facts;
 
 /// The fixed query list: high and low terms, exact and with descendants, excluded terms,
 /// boolean combinations, ages, diseases, genes, publications, labels.
@@ -152,36 +151,8 @@ fn reference(filter: &pb::Filter, case: &Case, lineage: &Lineage<'_>) -> bool {
             genes(p).any(|g| g.value_id == wanted || g.symbol.eq_ignore_ascii_case(&wanted))
         }
         Node::Sex(sex) => p.subject.as_ref().map_or(0, |s| s.sex) == *sex,
-        Node::Onset(window) => {
-            let birth = birth(p);
-            let spans: Vec<AgeSpan> = p
-                .phenotypic_features
-                .iter()
-                .filter(|f| !f.excluded)
-                .filter_map(|f| f.onset.as_ref())
-                .chain(
-                    p.diseases
-                        .iter()
-                        .filter(|d| !d.excluded)
-                        .filter_map(|d| d.onset.as_ref()),
-                )
-                .filter_map(|t| facts::span(t, birth))
-                .collect();
-            // The earliest onset lies between the smallest lower and smallest upper bound.
-            let earliest = spans.iter().map(|s| s.from).min().map(|from| AgeSpan {
-                from,
-                to: spans.iter().map(|s| s.to).min().unwrap_or(i32::MAX),
-            });
-            within(earliest, window)
-        }
-        Node::Age(window) => {
-            let last = p
-                .subject
-                .as_ref()
-                .and_then(|s| s.time_at_last_encounter.as_ref())
-                .and_then(|t| facts::span(t, birth(p)));
-            within(last, window)
-        }
+        Node::Onset(window) => within(casereg_e2e::reference_onset(p), window),
+        Node::Age(window) => within(casereg_e2e::reference_last_encounter(p), window),
         Node::Center(center) => &case.center == center,
         Node::Publication(id) => p
             .meta_data
@@ -202,14 +173,6 @@ fn within(span: Option<AgeSpan>, window: &pb::AgeWindow) -> bool {
     span.is_some_and(|s| {
         window.from_days.is_none_or(|f| s.from >= f) && window.until_days.is_none_or(|u| s.to < u)
     })
-}
-
-fn birth(p: &pb::Phenopacket) -> Option<i64> {
-    p.subject
-        .as_ref()?
-        .date_of_birth
-        .as_ref()
-        .map(|t| t.seconds)
 }
 
 fn phenotype_term(m: &pb::PhenotypeMatch, lineage: &Lineage<'_>) -> TermId {
