@@ -13,6 +13,7 @@ const PROTO_FILES: &[&str] = &[
     "casereg/v1/aggregate.proto",
     "casereg/v1/registry.proto",
     "casereg/v1/ontology.proto",
+    "casereg/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,6 +1,8 @@
 //! Support for casereg's end-to-end tests: real servers on `127.0.0.1:0` (in this process or
 //! in a child process that can be killed), and the fixtures and real records they load.
 
+pub mod access;
+
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use casereg_client::{Client, ConnectOptions};
+use casereg_client::{Client, ConnectOptions, TlsOptions};
 use casereg_proto::v1 as pb;
-use casereg_server::{Config, Registry, ServerError};
+use casereg_server::{Config, Registry, ServeOptions, ServerError};
 use clap::Parser as _;
 use flate2::read::GzDecoder;
 use tokio::net::TcpListener;
@@ -45,6 +47,11 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The registry it serves (for checks that bypass gRPC).
     pub registry: Arc<Registry>,
+    /// Whether it serves TLS (started with `--tls-cert` and `--tls-key`).
+    pub tls: bool,
+    /// What its own helpers ([`Self::client`], [`Self::channel`]) trust and present over TLS;
+    /// see [`Self::with_client_tls`].
+    pub client_tls: TlsOptions,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
     _dir: Option<tempfile::TempDir>,
@@ -67,6 +74,7 @@ impl TestServer {
     /// A server on `data_dir` (kept after the server stops).
     pub async fn start_in(data_dir: &Path, extra: &[&str]) -> Self {
         let config = test_config(data_dir, extra);
+        let options = ServeOptions::from_config(&config).expect("serve options");
         let registry = Arc::new(casereg_server::open_registry(&config).expect("open registry"));
         let listener = TcpListener::bind(config.listen)
             .await
@@ -79,29 +87,61 @@ impl TestServer {
             async move {
                 let _ = stopped.await;
             },
-            config.shutdown_grace(),
+            options,
         ));
         Self {
             addr,
             registry,
+            tls: config.tls_enabled(),
+            client_tls: TlsOptions::default(),
             stop: Some(stop),
             task: Some(task),
             _dir: None,
         }
     }
 
-    /// `http://` address for clients.
+    /// What this server's own client helpers trust and present over TLS (the CA that signed
+    /// its certificate, a client certificate for mutual TLS).
+    pub fn with_client_tls(mut self, tls: TlsOptions) -> Self {
+        self.client_tls = tls;
+        self
+    }
+
+    /// `http://` address for clients, `https://` when the server serves TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Connection settings for this server: over TLS, [`Self::client_tls`].
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            tls: if self.tls {
+                self.client_tls.clone()
+            } else {
+                TlsOptions::default()
+            },
+            ..ConnectOptions::default()
+        }
     }
 
     /// A raw channel, for generated clients of other services (health, reflection).
     pub async fn channel(&self) -> tonic::transport::Channel {
-        tonic::transport::Channel::from_shared(self.url())
-            .expect("address")
-            .connect()
-            .await
-            .expect("connect to test server")
+        let mut endpoint = tonic::transport::Channel::from_shared(self.url()).expect("address");
+        if self.tls {
+            let mut tls = tonic::transport::ClientTlsConfig::new();
+            if let Some(ca) = &self.client_tls.ca_pem {
+                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(ca));
+            }
+            if let Some(identity) = &self.client_tls.identity {
+                tls = tls.identity(tonic::transport::Identity::from_pem(
+                    &identity.cert_pem,
+                    &identity.key_pem,
+                ));
+            }
+            endpoint = endpoint.tls_config(tls).expect("client TLS settings");
+        }
+        endpoint.connect().await.expect("connect to test server")
     }
 
     /// Runs one `casereg` command line (without the program name) against this server, in
@@ -120,7 +160,7 @@ impl TestServer {
 
     /// A connected client.
     pub async fn client(&self) -> Client {
-        Client::connect(&self.url(), &ConnectOptions::default())
+        Client::connect(&self.url(), &self.connect_options())
             .await
             .expect("connect to test server")
     }
@@ -163,14 +203,10 @@ pub fn run_child_server_from_env() {
         let registry = Arc::new(casereg_server::open_registry(&config).expect("open registry"));
         let listener = TcpListener::bind(config.listen).await.expect("bind");
         println!("{CHILD_READY}{}", listener.local_addr().expect("address"));
-        casereg_server::serve(
-            registry,
-            listener,
-            std::future::pending(),
-            config.shutdown_grace(),
-        )
-        .await
-        .expect("serve");
+        let options = ServeOptions::from_config(&config).expect("serve options");
+        casereg_server::serve(registry, listener, std::future::pending(), options)
+            .await
+            .expect("serve");
     });
 }
 

@@ -10,6 +10,7 @@ use casereg_client::Client;
 use casereg_client::query::parse_query;
 use casereg_core::ids::{Curie, TermId};
 use casereg_core::ontology::Ontology;
+use casereg_e2e::access::TestPrincipals;
 use casereg_e2e::{TestServer, sample_records, schema_fixtures, seed_case};
 use casereg_proto::v1 as pb;
 
@@ -200,7 +201,7 @@ fn requests() -> Vec<(Option<&'static str>, Vec<pb::GroupBy>)> {
 /// Imports `path` into an exact-count server and checks every request of [`requests`]
 /// against counts made from `records` alone.
 async fn check_requests(path: &std::path::Path, records: &[pb::Phenopacket]) {
-    let server = TestServer::start_with(&["--exact-counts"]).await;
+    let server = TestServer::start().await;
     server
         .cli(&["import", &path.display().to_string()])
         .await
@@ -334,10 +335,16 @@ async fn a_cell_of_three_is_never_visible_below_k_and_visible_at_record_level() 
             .map(|c| c.value)
             .collect()
     };
-    // Default k = 5: 3 women among 10 cases.
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    load(&mut client, 3, 7).await;
+    // Default k = 5: 3 women among 10 cases, seen by a count-level reader.
+    let principals = TestPrincipals::standard();
+    let server = TestServer::start_secured(&principals, &[]).await;
+    load(
+        &mut server.client_as(principals.token("curator-a")).await,
+        3,
+        7,
+    )
+    .await;
+    let mut client = server.client_as(principals.token("reader-count")).await;
     let protected = client.aggregate(by_sex()).await.unwrap();
     assert_eq!(protected.min_cell_count, 5);
     assert!(!values(&protected).contains(&3), "{protected:?}");
@@ -358,23 +365,29 @@ async fn a_cell_of_three_is_never_visible_below_k_and_visible_at_record_level() 
         protected.total.unwrap().precision,
         pb::Precision::Exact as i32
     );
+    let reader = principals.token("reader-count");
     let text = server
-        .cli(&["--format", "json", "stats", "--by", "sex"])
+        .cli_as(reader, &["--format", "json", "stats", "--by", "sex"])
         .await
         .unwrap();
     assert!(!text.contains("\"3\""), "{text}");
-    let table = server.cli(&["stats", "--by", "sex"]).await.unwrap();
+    let table = server
+        .cli_as(reader, &["stats", "--by", "sex"])
+        .await
+        .unwrap();
     assert!(table.contains("<5"), "{table}");
+    // Record-level access sees 3.
+    let mut client = server.client_as(principals.token("reader-record")).await;
+    let exact = client.aggregate(by_sex()).await.unwrap();
+    assert_eq!(exact.min_cell_count, 0);
+    assert!(values(&exact).contains(&3), "{exact:?}");
     server.stop().await;
 
-    // k is configurable, and record-level access sees 3.
-    for flags in [
-        ["--min-cell-count", "3"].as_slice(),
-        ["--exact-counts"].as_slice(),
-    ] {
-        let server = TestServer::start_with(flags).await;
-        let mut client = server.client().await;
-        load(&mut client, 3, 7).await;
+    // k is configurable: at k = 3 a count-level reader sees 3 too.
+    {
+        let server = TestServer::start_secured(&principals, &["--min-cell-count", "3"]).await;
+        load(&mut server.client_as(principals.token("admin")).await, 3, 7).await;
+        let mut client = server.client_as(principals.token("reader-count")).await;
         let response = client.aggregate(by_sex()).await.unwrap();
         assert_eq!(
             cells(&response),
@@ -387,7 +400,7 @@ async fn a_cell_of_three_is_never_visible_below_k_and_visible_at_record_level() 
 
 #[tokio::test]
 async fn treatment_by_response_pairs_each_response_with_its_treatment() {
-    let server = TestServer::start_with(&["--exact-counts"]).await;
+    let server = TestServer::start().await;
     let mut client = server.client().await;
     casereg_e2e::create(&mut client, seed_case()).await;
     for fixture in schema_fixtures() {
@@ -491,7 +504,7 @@ fn choose(n: u64, k: u64) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cooccurring_phenotypes_equal_a_count_over_the_records_with_their_tests() {
-    let server = TestServer::start_with(&["--exact-counts"]).await;
+    let server = TestServer::start().await;
     let path = casereg_e2e::repo_root().join("tests/data/phenopacket-store-sample.jsonl.gz");
     server
         .cli(&["import", &path.display().to_string()])
@@ -568,12 +581,16 @@ async fn cooccurring_phenotypes_equal_a_count_over_the_records_with_their_tests(
     server.stop().await;
 
     // Below record level, values in fewer than k cases are not listed.
-    let server = TestServer::start().await;
+    let principals = TestPrincipals::standard();
+    let server = TestServer::start_secured(&principals, &[]).await;
     server
-        .cli(&["import", &path.display().to_string()])
+        .cli_as(
+            principals.token("curator-a"),
+            &["import", &path.display().to_string()],
+        )
         .await
         .unwrap();
-    let mut client = server.client().await;
+    let mut client = server.client_as(principals.token("reader-count")).await;
     let protected = client
         .cooccurrence(pb::CoOccurrenceRequest {
             filter: Some(parse_query(query).unwrap()),
@@ -585,7 +602,10 @@ async fn cooccurring_phenotypes_equal_a_count_over_the_records_with_their_tests(
         .unwrap();
     assert!(!protected.values.is_empty());
     assert!(protected.values.iter().all(|v| v.cases.unwrap().value >= 5));
-    let text = server.cli(&["cooccur", query]).await.unwrap();
+    let text = server
+        .cli_as(principals.token("reader-count"), &["cooccur", query])
+        .await
+        .unwrap();
     assert!(text.contains("excluded phenotypes"), "{text}");
     assert!(text.contains("Seizure"), "{text}");
     server.stop().await;

@@ -266,7 +266,7 @@ async fn check_queries(server: &TestServer, path: &Path, records: &[pb::Phenopac
         assert_eq!(found, expected, "{text}");
         assert_eq!(total, expected.len() as u64, "{text}");
         assert_eq!(
-            client.count_cases(Some(filter)).await.unwrap(),
+            client.exact_count(Some(filter)).await.unwrap(),
             expected.len() as u64,
             "{text}"
         );
@@ -474,6 +474,6 @@ async fn bad_filters_name_the_field_and_change_nothing() {
         ambiguous.report()
     );
 
-    assert_eq!(client.count_cases(None).await.unwrap(), 1);
+    assert_eq!(client.exact_count(None).await.unwrap(), 1);
     server.stop().await;
 }

@@ -78,7 +78,7 @@ pub struct SearchArgs {
 }
 
 /// A progress line on standard error, with the time since the run started.
-fn progress(started: Instant, message: impl AsRef<str>) {
+pub(crate) fn progress(started: Instant, message: impl AsRef<str>) {
     eprintln!(
         "[{:>7.1} s] {}",
         started.elapsed().as_secs_f64(),
@@ -88,8 +88,14 @@ fn progress(started: Instant, message: impl AsRef<str>) {
 
 /// The corpus to use: the one given, or the default.
 fn corpus_path(args: &SearchArgs) -> PathBuf {
-    if let Some(path) = &args.corpus {
-        return path.clone();
+    default_corpus(args.corpus.as_deref())
+}
+
+/// `given`, or the default corpus: the shared phenopacket-store beside the repository if it
+/// exists, else the sample in `tests/data`.
+pub(crate) fn default_corpus(given: Option<&Path>) -> PathBuf {
+    if let Some(path) = given {
+        return path.to_path_buf();
     }
     let root = crate::repo_root();
     let shared = root.join("../shared/data/phenopacket-store.jsonl.gz");
@@ -239,7 +245,7 @@ pub fn run(args: &SearchArgs) -> Result<String> {
 
 /// Generates the cases and extracts their facts, on all available cores (each case has
 /// its own random stream, so the split does not change the cases).
-fn generate_facts(
+pub(crate) fn generate_facts(
     generator: &Generator,
     hpo: &Ontology,
     cases: u32,
@@ -273,7 +279,7 @@ fn generate_facts(
 }
 
 /// The registry id of synthetic case `index`, as the store derives it.
-fn case_id(center: &CenterId, index: u32) -> Result<CaseId> {
+pub(crate) fn case_id(center: &CenterId, index: u32) -> Result<CaseId> {
     let external = ExternalId::parse(&format!("synthetic-{index}"))
         .map_err(|e| BenchError::Input(format!("synthetic-{index}: {}", e.0)))?;
     Ok(CaseId::derive(center, &external))
@@ -363,11 +369,16 @@ fn write_cases(
         let mut written: u64 = 0;
         let mut bytes: u64 = 0;
         let step = (u64::from(cases) / 10).max(1);
+        let actor = casereg_core::audit::Actor {
+            principal: "casereg-bench".to_owned(),
+            center: center.clone(),
+            any_center: false,
+        };
         for batch in rx {
             let drafts = batch?;
             bytes += drafts.iter().map(|d| d.record.len() as u64).sum::<u64>();
             let results = store
-                .import_batch(center, &drafts, ChangedPolicy::Reject, UnixMicros::now())
+                .import_batch(&actor, &drafts, ChangedPolicy::Reject, UnixMicros::now())
                 .map_err(|e| BenchError::registry("import batch", e))?;
             if let Some(other) = results
                 .iter()
@@ -409,7 +420,7 @@ enum Call<'a> {
 }
 
 /// The aggregate calls timed over gRPC: what each is, as text, and the request.
-fn aggregate_calls() -> Result<Vec<(&'static str, AggregateCall)>> {
+pub(crate) fn aggregate_calls() -> Result<Vec<(&'static str, AggregateCall)>> {
     let parse = |text: &str| {
         casereg_client::query::parse_query(text)
             .map_err(|e| BenchError::Input(format!("query `{text}`:\n{e}")))
@@ -472,7 +483,7 @@ fn aggregate_calls() -> Result<Vec<(&'static str, AggregateCall)>> {
 }
 
 /// An aggregate request of either kind.
-enum AggregateCall {
+pub(crate) enum AggregateCall {
     Aggregate(pb::AggregateRequest),
     CoOccurrence(pb::CoOccurrenceRequest),
 }
@@ -503,7 +514,7 @@ async fn call(client: &mut Client, call: &Call<'_>) -> Result<u64> {
             Ok(0)
         }
         Call::Count(filter) => client
-            .count_cases(Some((*filter).clone()))
+            .exact_count(Some((*filter).clone()))
             .await
             .map_err(|e| BenchError::registry("count cases", e)),
         // For aggregates, the number of cells (or values) returned.
@@ -819,7 +830,10 @@ impl Bench<'_> {
             async move {
                 let _ = stopped.await;
             },
-            Duration::from_secs(1),
+            casereg_server::ServeOptions {
+                grace: Duration::from_secs(1),
+                tls: None,
+            },
         ));
         progress(started, format!("serving on {addr}"));
 

@@ -10,7 +10,10 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::json::{read_phenopacket, to_pretty_json};
-use crate::{Client, ClientError, ConnectOptions, DEFAULT_SERVER};
+use crate::tls::{PemKind, read_pem_file};
+use crate::{
+    BearerToken, Client, ClientError, ClientIdentity, ConnectOptions, DEFAULT_SERVER, TlsOptions,
+};
 
 /// Output style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,6 +44,41 @@ pub struct Cli {
         default_value_t = 30
     )]
     pub timeout: u64,
+
+    /// Bearer token sent with every call. Prefer the environment variable: a command line
+    /// is visible to other users of the machine.
+    #[arg(
+        long,
+        global = true,
+        env = "CASEREG_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<BearerToken>,
+
+    /// For an https:// server: trust this CA certificate (PEM) instead of the system's store.
+    #[arg(long, global = true, env = "CASEREG_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for a server that requires one (mutual TLS). Needs --key.
+    #[arg(
+        long,
+        global = true,
+        env = "CASEREG_CERT",
+        value_name = "FILE",
+        requires = "key"
+    )]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM, not encrypted) of --cert.
+    #[arg(
+        long,
+        global = true,
+        env = "CASEREG_KEY",
+        value_name = "FILE",
+        requires = "cert"
+    )]
+    pub key: Option<PathBuf>,
 
     /// What to do.
     #[command(subcommand)]
@@ -83,6 +121,18 @@ pub enum Command {
         /// Include retracted cases.
         #[arg(long)]
         include_retracted: bool,
+    },
+    /// Read the audit log: every write and every refused request (administrators only).
+    Audit {
+        /// Entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Entries per page (at most 1000).
+        #[arg(long, default_value_t = 100)]
+        page_size: u32,
+        /// Follow every page to the end of the log.
+        #[arg(long)]
+        all: bool,
     },
     /// Replace a case's record with the file's, if VERSION is still current.
     Update {
@@ -292,10 +342,39 @@ impl CliError {
     }
 }
 
+/// Reads the files of `--ca`, `--cert` and `--key`.
+fn tls_options(cli: &Cli) -> Result<TlsOptions, ClientError> {
+    let ca_pem = cli
+        .ca
+        .as_deref()
+        .map(|path| read_pem_file("--ca", path, PemKind::Certificate))
+        .transpose()?;
+    let identity = match (&cli.cert, &cli.key) {
+        (Some(cert), Some(key)) => Some(ClientIdentity {
+            cert_pem: read_pem_file("--cert", cert, PemKind::Certificate)?,
+            key_pem: read_pem_file("--key", key, PemKind::PrivateKey)?,
+        }),
+        (None, None) => None,
+        // clap already refuses these two; a `Cli` built in code is checked here.
+        (Some(_), None) => return Err(flag_error("--cert", "needs --key")),
+        (None, Some(_)) => return Err(flag_error("--key", "needs --cert")),
+    };
+    Ok(TlsOptions { ca_pem, identity })
+}
+
+fn flag_error(flag: &str, message: &str) -> ClientError {
+    ClientError::Input {
+        path: flag.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
 /// Runs one command, writing results to `out`.
 pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     let options = ConnectOptions {
         request_timeout: Duration::from_secs(cli.timeout.max(1)),
+        token: cli.token.clone(),
+        tls: tls_options(&cli)?,
         ..ConnectOptions::default()
     };
     // A query that does not parse is reported before any connection is tried.
@@ -384,6 +463,32 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     writeln!(out, "{}", to_pretty_json(&listing))?;
                 }
                 Format::Human => write_listing(out, &cases, &token)?,
+            }
+        }
+        Command::Audit {
+            after,
+            page_size,
+            all,
+        } => {
+            let mut after = after;
+            let mut entries = Vec::new();
+            loop {
+                let page = client.audit_entries(after, page_size).await?;
+                entries.extend(page.entries);
+                after = page.next_after;
+                if !all || after == 0 {
+                    break;
+                }
+            }
+            match format {
+                Format::Json => {
+                    let listing = pb::ListAuditEntriesResponse {
+                        entries,
+                        next_after: after,
+                    };
+                    writeln!(out, "{}", to_pretty_json(&listing))?;
+                }
+                Format::Human => write_audit(out, &entries, after)?,
             }
         }
         Command::Update {
@@ -594,10 +699,14 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 .as_deref()
                 .map(crate::query::parse_query)
                 .transpose()?;
-            let count = client.count_cases(filter).await?;
+            let response = client.count_cases(filter).await?;
             match format {
-                Format::Json => writeln!(out, "{}", serde_json::json!({ "count": count }))?,
-                Format::Human => writeln!(out, "{count}")?,
+                Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                // At boolean level there is no count, only whether a case matches.
+                Format::Human => match &response.count {
+                    Some(count) => writeln!(out, "{}", crate::stats::count_text(Some(count)))?,
+                    None => writeln!(out, "{}", if response.exists { "yes" } else { "no" })?,
+                },
             }
         }
         Command::Term {
@@ -836,6 +945,49 @@ fn write_listing(
     Ok(())
 }
 
+fn write_audit(out: &mut dyn Write, entries: &[pb::AuditEntry], next: u64) -> std::io::Result<()> {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header([
+        "seq",
+        "time",
+        "principal",
+        "center",
+        "call",
+        "case",
+        "ver",
+        "outcome",
+        "detail",
+    ]);
+    for entry in entries {
+        let outcome = pb::AuditOutcome::try_from(entry.outcome)
+            .map_or("unknown", |o| o.as_str_name())
+            .trim_start_matches("AUDIT_OUTCOME_")
+            .to_ascii_lowercase();
+        table.add_row([
+            entry.sequence.to_string(),
+            timestamp_text(entry.time.as_ref()),
+            entry.principal.clone(),
+            entry.center_id.clone(),
+            entry.call.rsplit('/').next().unwrap_or_default().to_owned(),
+            entry.case_id.clone(),
+            if entry.version == 0 {
+                String::new()
+            } else {
+                entry.version.to_string()
+            },
+            outcome,
+            entry.detail.clone(),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    writeln!(out, "{} entries shown", entries.len())?;
+    if next != 0 {
+        writeln!(out, "more: casereg audit --after {next}")?;
+    }
+    Ok(())
+}
+
 fn write_hits(
     out: &mut dyn Write,
     hits: &[pb::SearchHit],
@@ -967,11 +1119,32 @@ fn write_info(out: &mut dyn Write, info: &pb::RegistryInfo) -> std::io::Result<(
         info.phenopacket_schema_version
     )?;
     writeln!(out, "center       {}", info.center_id)?;
-    writeln!(
-        out,
-        "cases        {} active, {} retracted",
-        info.active_cases, info.retracted_cases
-    )?;
+    if let Some(caller) = &info.caller {
+        let level = pb::AccessLevel::try_from(caller.level)
+            .map_or("unknown", |l| l.as_str_name())
+            .trim_start_matches("ACCESS_LEVEL_")
+            .to_ascii_lowercase();
+        writeln!(
+            out,
+            "you          {} ({} of center {}, {level} access)",
+            caller.principal, caller.role, caller.center_id
+        )?;
+    }
+    match (&info.caller, &info.cases) {
+        // Record level: both counts, exact.
+        (Some(caller), _) if caller.level == pb::AccessLevel::Record as i32 => writeln!(
+            out,
+            "cases        {} active, {} retracted",
+            info.active_cases, info.retracted_cases
+        )?,
+        (_, Some(cases)) => writeln!(
+            out,
+            "cases        {} active (small counts withheld below {})",
+            crate::stats::count_text(Some(cases)),
+            info.min_cell_count
+        )?,
+        _ => writeln!(out, "cases        (not shown at this access level)")?,
+    }
     for ontology in &info.ontologies {
         writeln!(
             out,
@@ -993,4 +1166,43 @@ fn write_info(out: &mut dyn Write, info: &pb::RegistryInfo) -> std::io::Result<(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_token_stays_out_of_help_and_debug() {
+        let command = Cli::command();
+        let token = command
+            .get_arguments()
+            .find(|arg| arg.get_id() == "token")
+            .expect("--token");
+        assert!(token.is_hide_env_values_set());
+        assert!(token.is_global_set());
+
+        let cli = Cli::try_parse_from(["casereg", "--token", "hunter2-token", "health"])
+            .expect("valid command line");
+        assert_eq!(
+            cli.token.as_ref().map(BearerToken::expose),
+            Some("hunter2-token")
+        );
+        let debug = format!("{cli:?}");
+        assert!(!debug.contains("hunter2-token"), "{debug}");
+    }
+
+    #[test]
+    fn cert_and_key_come_together() {
+        for args in [
+            &["casereg", "--cert", "c.pem", "info"][..],
+            &["casereg", "info", "--key", "k.pem"][..],
+        ] {
+            let e = Cli::try_parse_from(args).expect_err("one without the other");
+            assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        }
+        Cli::try_parse_from(["casereg", "--cert", "c.pem", "--key", "k.pem", "info"])
+            .expect("both");
+    }
 }

@@ -46,6 +46,13 @@ pub enum ClientError {
     /// The server is down, overloaded or shutting down; the call may be retried.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// No credentials, or credentials the server does not know: give a token (`--token` or
+    /// `CASEREG_TOKEN`).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The caller's role, center or access level does not allow the call; nothing changed.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// The call's deadline passed (the server may or may not have acted on it).
     #[error("deadline exceeded: {0}")]
     DeadlineExceeded(String),
@@ -69,7 +76,19 @@ pub enum ClientError {
 
 impl From<tonic::Status> for ClientError {
     fn from(status: tonic::Status) -> Self {
-        let message = status.message().to_owned();
+        // A status made on this side from a transport failure (a refused TLS handshake, a
+        // reset connection) says only "transport error"; its cause says what happened.
+        let message = match std::error::Error::source(&status) {
+            Some(cause) => {
+                let chain = crate::error_chain(cause);
+                if chain.starts_with(status.message()) {
+                    chain
+                } else {
+                    format!("{}: {chain}", status.message())
+                }
+            }
+            None => status.message().to_owned(),
+        };
         match status.code() {
             Code::InvalidArgument => {
                 let violations = status
@@ -95,15 +114,15 @@ impl From<tonic::Status> for ClientError {
             Code::FailedPrecondition => Self::FailedPrecondition(message),
             Code::Unavailable => Self::Unavailable(message),
             Code::DeadlineExceeded | Code::Cancelled => Self::DeadlineExceeded(message),
+            Code::Unauthenticated => Self::Unauthenticated(message),
+            Code::PermissionDenied => Self::PermissionDenied(message),
             code @ (Code::Ok
             | Code::Unknown
             | Code::ResourceExhausted
             | Code::OutOfRange
             | Code::Unimplemented
             | Code::Internal
-            | Code::DataLoss
-            | Code::Unauthenticated
-            | Code::PermissionDenied) => Self::Other { code, message },
+            | Code::DataLoss) => Self::Other { code, message },
         }
     }
 }
@@ -119,6 +138,8 @@ impl ClientError {
             Self::FailedPrecondition(_) => Some(Code::FailedPrecondition),
             Self::Unavailable(_) => Some(Code::Unavailable),
             Self::DeadlineExceeded(_) => Some(Code::DeadlineExceeded),
+            Self::Unauthenticated(_) => Some(Code::Unauthenticated),
+            Self::PermissionDenied(_) => Some(Code::PermissionDenied),
             Self::Other { code, .. } => Some(*code),
             Self::Connect { .. } | Self::Input { .. } => None,
         }

@@ -1,26 +1,35 @@
 //! casereg client library: connect to a registry and make typed calls, with one error type.
 //!
 //! The `casereg` command-line tool ([`cli`]) is built on this library only.
+//!
+//! `https://` addresses use TLS ([`TlsOptions`]: the CA to trust, a client certificate for
+//! mutual TLS); a [`BearerToken`] in [`ConnectOptions`] goes with every call.
 
 pub mod cli;
+pub mod credentials;
 pub mod error;
 pub mod import;
 mod import_cli;
 pub mod json;
 pub mod query;
 pub mod stats;
+pub mod tls;
 
 use std::future::Future;
 use std::time::Duration;
 
 use casereg_proto::v1 as pb;
+use casereg_proto::v1::audit_client::AuditClient;
 use casereg_proto::v1::case_registry_client::CaseRegistryClient;
 use casereg_proto::v1::ontology_client::OntologyClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+pub use credentials::{BearerToken, Credentials};
 pub use error::{ClientError, Violation};
+pub use tls::{ClientIdentity, TlsOptions};
 
 /// Address used when none is given (the server's default listen address).
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
@@ -32,13 +41,19 @@ pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 const HTTP2_STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
 const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
 
-/// Connection settings.
+/// Connection settings. `Debug` shows neither the token nor the client key.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    /// Give up connecting after this long.
+    /// Give up connecting (TCP and the TLS handshake) after this long.
     pub connect_timeout: Duration,
     /// Deadline for each call.
     pub request_timeout: Duration,
+    /// Sent as `authorization: Bearer <token>` with every call. Over plain `http://` only to
+    /// a loopback address: elsewhere anyone on the path could read it.
+    pub token: Option<BearerToken>,
+    /// For `https://` addresses: the CA to trust (default: the system's store) and a client
+    /// certificate for mutual TLS. An error with an `http://` address.
+    pub tls: TlsOptions,
 }
 
 impl Default for ConnectOptions {
@@ -46,16 +61,23 @@ impl Default for ConnectOptions {
         Self {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            token: None,
+            tls: TlsOptions::default(),
         }
     }
 }
 
+/// The channel every generated client of a [`Client`] sends through: credentials added to
+/// each request.
+type Transport = InterceptedService<Channel, Credentials>;
+
 /// A connection to one registry.
 #[derive(Debug, Clone)]
 pub struct Client {
-    registry: CaseRegistryClient<Channel>,
-    ontology: OntologyClient<Channel>,
-    health: HealthClient<Channel>,
+    registry: CaseRegistryClient<Transport>,
+    ontology: OntologyClient<Transport>,
+    audit: AuditClient<Transport>,
+    health: HealthClient<Transport>,
     request_timeout: Duration,
 }
 
@@ -81,7 +103,7 @@ fn with_deadline<T>(message: T, timeout: Duration) -> tonic::Request<T> {
 }
 
 impl Client {
-    /// Connects to `url` (e.g. `http://127.0.0.1:50051`).
+    /// Connects to `url` (`http://127.0.0.1:50051`, or `https://` for TLS).
     pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Self, ClientError> {
         let connect_error = |message: String| ClientError::Connect {
             url: url.to_owned(),
@@ -89,22 +111,60 @@ impl Client {
         };
         // No channel-wide timeout: it would also cut long imports and exports. Unary calls
         // get `request_timeout` each (see `unary`).
-        let endpoint = Endpoint::from_shared(url.to_owned())
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| connect_error(format!("not a valid address: {e}")))?
             .connect_timeout(options.connect_timeout)
             // The protocol's 64 KiB default window stalls bulk imports; match the server.
             .initial_stream_window_size(HTTP2_STREAM_WINDOW_BYTES)
             .initial_connection_window_size(HTTP2_CONNECTION_WINDOW_BYTES);
+        let uri = endpoint.uri().clone();
+        match uri.scheme_str() {
+            Some("https") => {
+                let tls = options
+                    .tls
+                    .client_config(options.connect_timeout)
+                    .map_err(connect_error)?;
+                endpoint = endpoint.tls_config(tls).map_err(|e| {
+                    connect_error(format!(
+                        "TLS settings: {}{}",
+                        error_chain(&e),
+                        if options.tls.ca_pem.is_none() {
+                            " (no CA certificate given, so the system's store is used; give \
+                             the server's CA)"
+                        } else {
+                            ""
+                        }
+                    ))
+                })?;
+            }
+            _ if !options.tls.is_empty() => {
+                return Err(connect_error(
+                    "TLS settings (a CA or client certificate) were given for a plain http:// \
+                     address; use https://"
+                        .to_owned(),
+                ));
+            }
+            _ if options.token.is_some() && !is_loopback(uri.host().unwrap_or_default()) => {
+                return Err(connect_error(
+                    "refusing to send the bearer token over plain http:// to a host that is \
+                     not loopback; use https://"
+                        .to_owned(),
+                ));
+            }
+            _ => {}
+        }
+        let credentials = Credentials::new(options.token.as_ref()).map_err(connect_error)?;
         let channel = endpoint
             .connect()
             .await
             .map_err(|e| connect_error(error_chain(&e)))?;
         Ok(Self {
-            registry: CaseRegistryClient::new(channel.clone())
+            registry: CaseRegistryClient::with_interceptor(channel.clone(), credentials.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            ontology: OntologyClient::new(channel.clone()),
-            health: HealthClient::new(channel),
+            ontology: OntologyClient::with_interceptor(channel.clone(), credentials.clone()),
+            audit: AuditClient::with_interceptor(channel.clone(), credentials.clone()),
+            health: HealthClient::with_interceptor(channel, credentials),
             request_timeout: options.request_timeout,
         })
     }
@@ -214,15 +274,41 @@ impl Client {
         unary(t, self.registry.search_cases(with_deadline(request, t))).await
     }
 
-    /// How many active cases match `filter` (`None`: all of them).
-    pub async fn count_cases(&mut self, filter: Option<pb::Filter>) -> Result<u64, ClientError> {
+    /// One page of the audit log: up to `page_size` entries after sequence number `after`
+    /// (administrators only).
+    pub async fn audit_entries(
+        &mut self,
+        after: u64,
+        page_size: u32,
+    ) -> Result<pb::ListAuditEntriesResponse, ClientError> {
+        let request = pb::ListAuditEntriesRequest { after, page_size };
+        let t = self.request_timeout;
+        unary(t, self.audit.list_audit_entries(with_deadline(request, t))).await
+    }
+
+    /// How many active cases match `filter` (`None`: all of them), as the caller's access
+    /// level may see it: `count` exact at record level, small counts withheld at count level,
+    /// only `exists` at boolean level.
+    pub async fn count_cases(
+        &mut self,
+        filter: Option<pb::Filter>,
+    ) -> Result<pb::CountCasesResponse, ClientError> {
         let request = pb::CountCasesRequest { filter };
         let t = self.request_timeout;
-        Ok(
-            unary(t, self.registry.count_cases(with_deadline(request, t)))
-                .await?
-                .count,
-        )
+        unary(t, self.registry.count_cases(with_deadline(request, t))).await
+    }
+
+    /// The exact number of active cases matching `filter`; an error for a caller whose
+    /// access level does not see exact counts.
+    pub async fn exact_count(&mut self, filter: Option<pb::Filter>) -> Result<u64, ClientError> {
+        let response = self.count_cases(filter).await?;
+        match response.count {
+            Some(count) if count.precision() == pb::Precision::Exact => Ok(count.value),
+            _ => Err(ClientError::PermissionDenied(
+                "the server withheld the exact count: this caller's access level is below record"
+                    .to_owned(),
+            )),
+        }
     }
 
     /// Matching cases counted by one or two dimensions.
@@ -330,14 +416,130 @@ fn missing(field: &str) -> ClientError {
     }
 }
 
-/// An error with its causes, on one line.
+/// Whether a URL's host is this machine (`localhost`, `127.0.0.0/8`, `[::1]`).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An error with its causes, on one line; a cause whose text its error already ends with
+/// (some errors print their source) is not repeated.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in ["localhost", "LOCALHOST", "127.0.0.1", "127.8.9.10", "[::1]"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "example.org",
+            "10.0.0.1",
+            "[2001:db8::1]",
+            "localhost.example.org",
+            "",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn error_chains_do_not_repeat_a_cause() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "handshake: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let error = Outer(std::io::Error::other("UnknownIssuer"));
+        assert_eq!(error_chain(&error), "handshake: UnknownIssuer");
+        let plain = std::io::Error::other("reset");
+        assert_eq!(error_chain(&plain), "reset");
+    }
+
+    async fn refusal(url: &str, options: ConnectOptions) -> String {
+        match Client::connect(url, &options).await {
+            Ok(_) => panic!("{url} connected"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn settings_that_would_weaken_security_are_refused_before_connecting() {
+        let token = || Some(BearerToken::new("do-not-print-me"));
+        let e = refusal(
+            "http://registry.example.org:50051",
+            ConnectOptions {
+                token: token(),
+                ..ConnectOptions::default()
+            },
+        )
+        .await;
+        assert!(
+            e.contains("refusing to send the bearer token over plain http://"),
+            "{e}"
+        );
+        assert!(!e.contains("do-not-print-me"), "{e}");
+
+        let e = refusal(
+            "http://127.0.0.1:9",
+            ConnectOptions {
+                tls: TlsOptions {
+                    ca_pem: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
+                    identity: None,
+                },
+                ..ConnectOptions::default()
+            },
+        )
+        .await;
+        assert!(e.contains("plain http:// address; use https://"), "{e}");
+
+        let e = refusal(
+            "https://127.0.0.1:9",
+            ConnectOptions {
+                tls: TlsOptions {
+                    ca_pem: Some(b"not a certificate".to_vec()),
+                    identity: None,
+                },
+                ..ConnectOptions::default()
+            },
+        )
+        .await;
+        assert!(e.contains("CA certificate: not PEM"), "{e}");
+
+        let e = refusal(
+            "http://127.0.0.1:9",
+            ConnectOptions {
+                token: Some(BearerToken::new("has space")),
+                ..ConnectOptions::default()
+            },
+        )
+        .await;
+        assert!(e.contains("cannot be sent in a header"), "{e}");
+        assert!(!e.contains("has space"), "{e}");
+    }
 }

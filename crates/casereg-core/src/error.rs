@@ -58,6 +58,9 @@ pub enum CoreError {
     /// The case is in a state that does not allow the call (e.g. updating a retracted case).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller may not do this (e.g. change another center's case); nothing changed.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The storage engine failed.
     #[error("storage error: {0}")]
     Storage(#[from] sled::Error),

@@ -5,6 +5,7 @@
 
 pub mod age;
 pub mod aggregate;
+pub mod audit;
 pub mod case;
 pub mod error;
 pub mod ids;

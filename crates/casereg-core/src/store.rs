@@ -5,7 +5,10 @@
 //!   protobuf `StoredCase` with an empty record.
 //! - `versions`: case id + version (8 bytes big-endian) → every version ever stored, record
 //!   included, append-only, so retraction and updates never lose history.
-//! - `meta`: `format` → [`FORMAT`]; `count.active` / `count.retracted` → u64 big-endian.
+//! - `meta`: `format` → [`FORMAT`]; `count.active` / `count.retracted` / `write.seq` /
+//!   `audit.seq` → u64 big-endian.
+//! - `audit`: sequence number (8 bytes big-endian) → an [`AuditEntry`], append-only. A
+//!   write's entries are written in the write's own transaction.
 //!
 //! The search [`Index`] lives in memory beside the trees: rebuilt from the envelopes when the
 //! store opens and updated after every committed write, under one writer lock so that the
@@ -24,6 +27,7 @@ use prost::Message as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree, abort};
 use sled::{Transactional as _, Tree};
 
+use crate::audit::{Actor, AuditEntry, Outcome};
 use crate::case::{
     AgeSpan, CaseDigest, CaseDraft, CaseFacts, CaseRecord, CaseStatus, CaseSummary, Coded,
     UnixMicros,
@@ -40,11 +44,25 @@ pub const FORMAT: &[u8] = b"casereg-store-3";
 const TREE_CASES: &str = "cases";
 const TREE_VERSIONS: &str = "versions";
 const TREE_META: &str = "meta";
+const TREE_AUDIT: &str = "audit";
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_ACTIVE: &[u8] = b"count.active";
 const KEY_RETRACTED: &[u8] = b"count.retracted";
 /// Number of committed writes that changed a case: what an index snapshot is checked by.
 const KEY_WRITE_SEQ: &[u8] = b"write.seq";
+/// The sequence number of the last audit entry.
+const KEY_AUDIT_SEQ: &[u8] = b"audit.seq";
+/// The gRPC methods whose writes the store records in the audit log.
+pub mod calls {
+    /// `CreateCase`.
+    pub const CREATE: &str = "casereg.v1.CaseRegistry/CreateCase";
+    /// `UpdateCase`.
+    pub const UPDATE: &str = "casereg.v1.CaseRegistry/UpdateCase";
+    /// `DeleteCase` (a retraction).
+    pub const DELETE: &str = "casereg.v1.CaseRegistry/DeleteCase";
+    /// `ImportCases`.
+    pub const IMPORT: &str = "casereg.v1.CaseRegistry/ImportCases";
+}
 /// The index snapshot's file name in the data directory.
 pub const SNAPSHOT_FILE: &str = "index.snapshot";
 /// Prefix of page tokens, so a token from another listing or version is recognised.
@@ -419,6 +437,7 @@ pub struct Store {
     cases: Tree,
     versions: Tree,
     meta: Tree,
+    audit: Tree,
     index: Arc<RwLock<Index>>,
     /// Held from a write's transaction until its index change is applied.
     writer: Arc<Mutex<()>>,
@@ -472,6 +491,43 @@ fn add_count(meta: &TransactionalTree, key: &[u8], delta: i64) -> TxResult<()> {
     })?;
     meta.insert(key, &next.to_be_bytes())?;
     Ok(())
+}
+
+/// Appends `entries` to the audit log inside a transaction, numbering them.
+fn append_audit(
+    meta: &TransactionalTree,
+    audit: &TransactionalTree,
+    entries: impl IntoIterator<Item = AuditEntry>,
+) -> TxResult<()> {
+    let mut seq = match meta.get(KEY_AUDIT_SEQ)? {
+        Some(bytes) => read_u64(&bytes).or_else(abort)?,
+        None => 0,
+    };
+    let first = seq;
+    for mut entry in entries {
+        seq += 1;
+        entry.sequence = seq;
+        audit.insert(&seq.to_be_bytes(), entry.encode_to_vec())?;
+    }
+    if seq != first {
+        meta.insert(KEY_AUDIT_SEQ, &seq.to_be_bytes())?;
+    }
+    Ok(())
+}
+
+/// Refuses a change to a case of another center.
+fn check_owner(actor: &Actor, case: &CaseRecord) -> TxResult<()> {
+    if actor.may_change(&case.center) {
+        Ok(())
+    } else {
+        abort(CoreError::PermissionDenied(format!(
+            "case {} belongs to center {:?}; {:?} writes only the cases of center {:?}",
+            case.id,
+            case.center.as_str(),
+            actor.principal,
+            actor.center.as_str()
+        )))
+    }
 }
 
 fn read_counter(meta: &Tree, key: &[u8]) -> Result<u64> {
@@ -579,6 +635,7 @@ impl Store {
             cases,
             versions: db.open_tree(TREE_VERSIONS)?,
             meta,
+            audit: db.open_tree(TREE_AUDIT)?,
             db,
             index: Arc::new(RwLock::new(index)),
             writer: Arc::new(Mutex::new(())),
@@ -655,15 +712,16 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a new case for `center`. Idempotent: the identical record under the same id
-    /// returns the stored case with `created == false`; a different record under a stored id
-    /// is refused with [`CoreError::AlreadyExists`].
-    pub fn create(&self, center: &CenterId, draft: CaseDraft, now: UnixMicros) -> Result<Created> {
+    /// Stores a new case for the actor's center. Idempotent: the identical record under the
+    /// same id returns the stored case with `created == false`; a different record under a
+    /// stored id is refused with [`CoreError::AlreadyExists`].
+    pub fn create(&self, actor: &Actor, draft: CaseDraft, now: UnixMicros) -> Result<Created> {
+        let center = &actor.center;
         let id = CaseId::derive(center, &draft.external_id);
         let writer = self.lock_writer();
         let doc = self.doc_number(0)?;
-        let outcome = (&self.cases, &self.versions, &self.meta)
-            .transaction(|(cases, versions, meta)| {
+        let result = (&self.cases, &self.versions, &self.meta, &self.audit)
+            .transaction(|(cases, versions, meta, audit)| {
                 if let Some(existing) = read_case(cases, versions, &id)? {
                     return existing_on_create(existing, &draft).or_else(abort);
                 }
@@ -671,12 +729,17 @@ impl Store {
                 write_version(cases, versions, &case)?;
                 add_count(meta, KEY_ACTIVE, 1)?;
                 add_count(meta, KEY_WRITE_SEQ, 1)?;
+                let entry =
+                    AuditEntry::of_write(actor, now, calls::CREATE, Outcome::Applied, "created")
+                        .on_case(&id, case.version);
+                append_audit(meta, audit, [entry])?;
                 Ok(Created {
                     case,
                     created: true,
                 })
             })
-            .map_err(tx_error)?;
+            .map_err(tx_error);
+        let outcome = self.audit_failure(actor, now, calls::CREATE, &id, result)?;
         if outcome.created {
             self.apply(&[IndexChange {
                 old: None,
@@ -688,20 +751,22 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Imports a batch of records for `center` in one transaction and one flush (group
-    /// commit). Each record gets its own result; none fails another. Records with the same
-    /// id within a batch are applied in order.
+    /// Imports a batch of records for the actor's center in one transaction and one flush
+    /// (group commit). Each record gets its own result; none fails another. Records with the
+    /// same id within a batch are applied in order. Each created or replaced case gets its
+    /// audit entry in the same transaction.
     pub fn import_batch(
         &self,
-        center: &CenterId,
+        actor: &Actor,
         drafts: &[CaseDraft],
         policy: ChangedPolicy,
         now: UnixMicros,
     ) -> Result<Vec<ImportResult>> {
+        let center = &actor.center;
         let writer = self.lock_writer();
         let first_doc = self.doc_number(0)?;
-        let (results, changes) = (&self.cases, &self.versions, &self.meta)
-            .transaction(|(cases, versions, meta)| {
+        let (results, changes) = (&self.cases, &self.versions, &self.meta, &self.audit)
+            .transaction(|(cases, versions, meta, audit)| {
                 let mut results = Vec::with_capacity(drafts.len());
                 let mut changes = Vec::new();
                 let mut created = 0u32;
@@ -741,6 +806,19 @@ impl Store {
                 if !changes.is_empty() {
                     add_count(meta, KEY_WRITE_SEQ, 1)?;
                 }
+                let entries = results.iter().filter_map(|result| {
+                    let (id, version, detail) = match result {
+                        ImportResult::Created { case_id } => (case_id, 1, "created"),
+                        ImportResult::Replaced { case_id, version } => {
+                            (case_id, *version, "replaced")
+                        }
+                        _ => return None,
+                    };
+                    let entry =
+                        AuditEntry::of_write(actor, now, calls::IMPORT, Outcome::Applied, detail);
+                    Some(entry.on_case(id, version))
+                });
+                append_audit(meta, audit, entries)?;
                 Ok((results, changes))
             })
             .map_err(tx_error)?;
@@ -750,6 +828,60 @@ impl Store {
             self.flush()?;
         }
         Ok(results)
+    }
+
+    /// Passes `result` on; when it is a refusal (not a storage failure), first records it in
+    /// the audit log, so that refused writes are accounted for like applied ones.
+    fn audit_failure<T>(
+        &self,
+        actor: &Actor,
+        now: UnixMicros,
+        call: &str,
+        id: &CaseId,
+        result: Result<T>,
+    ) -> Result<T> {
+        let outcome = match &result {
+            Ok(_) | Err(CoreError::Storage(_) | CoreError::Corrupt(_)) => return result,
+            Err(CoreError::PermissionDenied(_)) => Outcome::Denied,
+            Err(_) => Outcome::Failed,
+        };
+        if let Err(e) = &result {
+            let entry =
+                AuditEntry::of_write(actor, now, call, outcome, e.to_string()).on_case(id, 0);
+            if let Err(log_error) = self.append_audit(entry) {
+                tracing::error!(error = %log_error, "cannot record a refused write in the audit log");
+            }
+        }
+        result
+    }
+
+    /// Appends one entry to the audit log on its own (a refused request) and returns its
+    /// sequence number. It becomes durable with the next flush: sled's background flush,
+    /// within half a second, or the next write.
+    pub fn append_audit(&self, entry: AuditEntry) -> Result<u64> {
+        (&self.meta, &self.audit)
+            .transaction(|(meta, audit)| {
+                append_audit(meta, audit, [entry.clone()])?;
+                match meta.get(KEY_AUDIT_SEQ)? {
+                    Some(bytes) => read_u64(&bytes).or_else(abort),
+                    None => abort(CoreError::Corrupt("audit sequence missing".to_owned())),
+                }
+            })
+            .map_err(tx_error)
+    }
+
+    /// Up to `limit` audit entries with sequence numbers above `after`, oldest first.
+    pub fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>> {
+        let from = after.saturating_add(1).to_be_bytes();
+        let mut entries = Vec::with_capacity(limit.min(1024));
+        for item in self.audit.range(from..).take(limit) {
+            let (_, bytes) = item?;
+            entries.push(
+                AuditEntry::decode(bytes.as_ref())
+                    .map_err(|e| CoreError::Corrupt(format!("audit entry: {e}")))?,
+            );
+        }
+        Ok(entries)
     }
 
     /// Every case in id order (retracted ones only when asked), read lazily.
@@ -809,23 +941,26 @@ impl Store {
         }
     }
 
-    /// Replaces the record of an active case, if `expected_version` is still current.
+    /// Replaces the record of an active case, if `expected_version` is still current and the
+    /// actor may change the case's center.
     pub fn update(
         &self,
+        actor: &Actor,
         id: &CaseId,
         expected_version: u64,
         draft: CaseDraft,
         now: UnixMicros,
     ) -> Result<Updated> {
         let writer = self.lock_writer();
-        let (outcome, old) = (&self.cases, &self.versions, &self.meta)
-            .transaction(|(cases, versions, meta)| {
+        let result = (&self.cases, &self.versions, &self.meta, &self.audit)
+            .transaction(|(cases, versions, meta, audit)| {
                 let Some(current) = read_case(cases, versions, id)? else {
                     return abort(CoreError::NotFound {
                         case_id: *id,
                         detail: String::new(),
                     });
                 };
+                check_owner(actor, &current)?;
                 if current.version != expected_version {
                     return abort(CoreError::VersionConflict {
                         case_id: *id,
@@ -866,13 +1001,18 @@ impl Store {
                 };
                 write_version(cases, versions, &case)?;
                 add_count(meta, KEY_WRITE_SEQ, 1)?;
+                let entry =
+                    AuditEntry::of_write(actor, now, calls::UPDATE, Outcome::Applied, "updated")
+                        .on_case(id, case.version);
+                append_audit(meta, audit, [entry])?;
                 let updated = Updated {
                     case,
                     changed: true,
                 };
                 Ok((updated, Some(old)))
             })
-            .map_err(tx_error)?;
+            .map_err(tx_error);
+        let (outcome, old) = self.audit_failure(actor, now, calls::UPDATE, id, result)?;
         if let Some(old) = old {
             self.apply(&[IndexChange {
                 old: Some(old),
@@ -888,6 +1028,7 @@ impl Store {
     /// changes nothing. With `expected_version`, refuses unless it is current.
     pub fn retract(
         &self,
+        actor: &Actor,
         id: &CaseId,
         expected_version: Option<u64>,
         reason: &str,
@@ -903,14 +1044,15 @@ impl Store {
             )]));
         }
         let writer = self.lock_writer();
-        let (case, old) = (&self.cases, &self.versions, &self.meta)
-            .transaction(|(cases, versions, meta)| {
+        let result = (&self.cases, &self.versions, &self.meta, &self.audit)
+            .transaction(|(cases, versions, meta, audit)| {
                 let Some(current) = read_case(cases, versions, id)? else {
                     return abort(CoreError::NotFound {
                         case_id: *id,
                         detail: String::new(),
                     });
                 };
+                check_owner(actor, &current)?;
                 if let Some(expected) = expected_version
                     && expected != current.version
                 {
@@ -935,9 +1077,19 @@ impl Store {
                 add_count(meta, KEY_ACTIVE, -1)?;
                 add_count(meta, KEY_RETRACTED, 1)?;
                 add_count(meta, KEY_WRITE_SEQ, 1)?;
+                let detail = if reason.is_empty() {
+                    "retracted".to_owned()
+                } else {
+                    format!("retracted: {reason}")
+                };
+                let entry =
+                    AuditEntry::of_write(actor, now, calls::DELETE, Outcome::Applied, detail)
+                        .on_case(id, case.version);
+                append_audit(meta, audit, [entry])?;
                 Ok((case, Some(old)))
             })
-            .map_err(tx_error)?;
+            .map_err(tx_error);
+        let (case, old) = self.audit_failure(actor, now, calls::DELETE, id, result)?;
         if let Some(old) = old {
             self.apply(&[IndexChange {
                 old: Some(old),
@@ -1307,26 +1459,88 @@ mod tests {
         CenterId::parse("center-a").unwrap()
     }
 
+    fn actor() -> Actor {
+        Actor {
+            principal: "curator".to_owned(),
+            center: center(),
+            any_center: false,
+        }
+    }
+
     fn create(store: &Store, external: &str, record: &[u8]) -> CaseId {
-        let created = store.create(&center(), draft(external, record), UnixMicros(1));
+        let created = store.create(&actor(), draft(external, record), UnixMicros(1));
         created.unwrap().case.id
+    }
+
+    #[test]
+    fn another_centers_curator_changes_nothing_and_every_outcome_is_audited() {
+        let store = Store::temporary(hpo()).unwrap();
+        let id = create(&store, "p1", b"one");
+        let other = Actor {
+            principal: "bo".to_owned(),
+            center: CenterId::parse("center-b").unwrap(),
+            any_center: false,
+        };
+        let denied = store
+            .update(&other, &id, 1, draft("p1", b"two"), UnixMicros(2))
+            .unwrap_err();
+        assert!(matches!(denied, CoreError::PermissionDenied(_)), "{denied}");
+        assert!(matches!(
+            store.retract(&other, &id, None, "", UnixMicros(3)),
+            Err(CoreError::PermissionDenied(_))
+        ));
+        assert_eq!(store.get(&id, None, false).unwrap().version, 1);
+        let stale = store.update(&actor(), &id, 7, draft("p1", b"two"), UnixMicros(4));
+        assert!(matches!(stale, Err(CoreError::VersionConflict { .. })));
+        let admin = Actor {
+            any_center: true,
+            ..other
+        };
+        store
+            .retract(&admin, &id, Some(1), "dup", UnixMicros(5))
+            .unwrap();
+        let log = store.audit_entries(0, 100).unwrap();
+        let seen: Vec<(u64, &str, &str, u64, Outcome)> = log
+            .iter()
+            .map(|e| {
+                (
+                    e.sequence,
+                    e.principal.as_str(),
+                    e.call.as_str(),
+                    e.version,
+                    e.outcome(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, "curator", calls::CREATE, 1, Outcome::Applied),
+                (2, "bo", calls::UPDATE, 0, Outcome::Denied),
+                (3, "bo", calls::DELETE, 0, Outcome::Denied),
+                (4, "curator", calls::UPDATE, 0, Outcome::Failed),
+                (5, "bo", calls::DELETE, 2, Outcome::Applied),
+            ]
+        );
+        assert!(log.iter().all(|e| e.case_id == id.as_str()));
+        assert_eq!(store.audit_entries(3, 1).unwrap()[0].sequence, 4);
     }
 
     #[test]
     fn create_is_idempotent_and_refuses_changed_content() {
         let store = Store::temporary(hpo()).unwrap();
         let first = store
-            .create(&center(), draft("p1", b"one"), UnixMicros(1))
+            .create(&actor(), draft("p1", b"one"), UnixMicros(1))
             .unwrap();
         assert!(first.created);
         assert_eq!(first.case.version, 1);
         let again = store
-            .create(&center(), draft("p1", b"one"), UnixMicros(2))
+            .create(&actor(), draft("p1", b"one"), UnixMicros(2))
             .unwrap();
         assert!(!again.created);
         assert_eq!(again.case, first.case);
         let err = store
-            .create(&center(), draft("p1", b"two"), UnixMicros(3))
+            .create(&actor(), draft("p1", b"two"), UnixMicros(3))
             .unwrap_err();
         assert!(matches!(err, CoreError::AlreadyExists { .. }), "{err}");
         assert_eq!(
@@ -1347,25 +1561,25 @@ mod tests {
         let store = Store::temporary(hpo()).unwrap();
         let id = create(&store, "p1", b"v1");
         let updated = store
-            .update(&id, 1, draft("p1", b"v2"), UnixMicros(2))
+            .update(&actor(), &id, 1, draft("p1", b"v2"), UnixMicros(2))
             .unwrap();
         assert!(updated.changed);
         assert_eq!(updated.case.version, 2);
         let stale = store
-            .update(&id, 1, draft("p1", b"v3"), UnixMicros(3))
+            .update(&actor(), &id, 1, draft("p1", b"v3"), UnixMicros(3))
             .unwrap_err();
         assert!(
             matches!(stale, CoreError::VersionConflict { current: 2, .. }),
             "{stale}"
         );
         let same = store
-            .update(&id, 2, draft("p1", b"v2"), UnixMicros(4))
+            .update(&actor(), &id, 2, draft("p1", b"v2"), UnixMicros(4))
             .unwrap();
         assert!(!same.changed);
         assert_eq!(store.get(&id, None, false).unwrap().record, b"v2");
         assert_eq!(store.get(&id, Some(1), false).unwrap().record, b"v1");
         let renamed = store
-            .update(&id, 2, draft("p2", b"v3"), UnixMicros(5))
+            .update(&actor(), &id, 2, draft("p2", b"v3"), UnixMicros(5))
             .unwrap_err();
         assert!(matches!(renamed, CoreError::Invalid(_)), "{renamed}");
     }
@@ -1374,10 +1588,12 @@ mod tests {
     fn retraction_hides_but_keeps_the_case() {
         let store = Store::temporary(hpo()).unwrap();
         let id = create(&store, "p1", b"v1");
-        let stale = store.retract(&id, Some(7), "", UnixMicros(2)).unwrap_err();
+        let stale = store
+            .retract(&actor(), &id, Some(7), "", UnixMicros(2))
+            .unwrap_err();
         assert!(matches!(stale, CoreError::VersionConflict { .. }));
         let retracted = store
-            .retract(&id, Some(1), "duplicate", UnixMicros(2))
+            .retract(&actor(), &id, Some(1), "duplicate", UnixMicros(2))
             .unwrap();
         assert_eq!(retracted.status, CaseStatus::Retracted);
         assert_eq!(retracted.version, 2);
@@ -1392,7 +1608,7 @@ mod tests {
         );
         assert_eq!(
             store
-                .retract(&id, None, "again", UnixMicros(3))
+                .retract(&actor(), &id, None, "again", UnixMicros(3))
                 .unwrap()
                 .version,
             2
@@ -1405,11 +1621,11 @@ mod tests {
             }
         );
         assert!(matches!(
-            store.update(&id, 2, draft("p1", b"v3"), UnixMicros(4)),
+            store.update(&actor(), &id, 2, draft("p1", b"v3"), UnixMicros(4)),
             Err(CoreError::FailedPrecondition(_))
         ));
         assert!(matches!(
-            store.create(&center(), draft("p1", b"v1"), UnixMicros(5)),
+            store.create(&actor(), draft("p1", b"v1"), UnixMicros(5)),
             Err(CoreError::AlreadyExists { .. })
         ));
     }
@@ -1420,11 +1636,13 @@ mod tests {
         let mut ids = Vec::new();
         for i in 0..23 {
             let created = store
-                .create(&center(), draft(&format!("p{i}"), b"x"), UnixMicros(1))
+                .create(&actor(), draft(&format!("p{i}"), b"x"), UnixMicros(1))
                 .unwrap();
             ids.push(created.case.id);
         }
-        store.retract(&ids[5], None, "", UnixMicros(2)).unwrap();
+        store
+            .retract(&actor(), &ids[5], None, "", UnixMicros(2))
+            .unwrap();
         let mut seen = Vec::new();
         let mut token = String::new();
         loop {
@@ -1467,7 +1685,7 @@ mod tests {
             draft("new", b"n1"),
         ];
         let results = store
-            .import_batch(&center(), &batch, ChangedPolicy::Skip, UnixMicros(2))
+            .import_batch(&actor(), &batch, ChangedPolicy::Skip, UnixMicros(2))
             .unwrap();
         assert!(matches!(&results[0], ImportResult::Created { .. }));
         assert!(
@@ -1483,7 +1701,7 @@ mod tests {
         ));
         let replaced = store
             .import_batch(
-                &center(),
+                &actor(),
                 &batch[2..3],
                 ChangedPolicy::Replace,
                 UnixMicros(3),
@@ -1495,7 +1713,7 @@ mod tests {
         ));
         let rejected = store
             .import_batch(
-                &center(),
+                &actor(),
                 &[draft("kept", b"v3")],
                 ChangedPolicy::Reject,
                 UnixMicros(4),
@@ -1536,7 +1754,7 @@ mod tests {
             let store = Store::open(dir.path(), hpo()).unwrap();
             assert!(!store.index_from_snapshot());
             store
-                .create(&center(), with_disease("p1", "OMIM:1"), UnixMicros(1))
+                .create(&actor(), with_disease("p1", "OMIM:1"), UnixMicros(1))
                 .unwrap();
             store.save_index_snapshot().unwrap();
         }
@@ -1548,7 +1766,7 @@ mod tests {
             // A write after the snapshot makes it stale.
             store.save_index_snapshot().unwrap();
             store
-                .create(&center(), with_disease("p2", "OMIM:2"), UnixMicros(2))
+                .create(&actor(), with_disease("p2", "OMIM:2"), UnixMicros(2))
                 .unwrap();
         }
         {
@@ -1603,9 +1821,9 @@ mod tests {
                 let store = Store::temporary(hpo()).unwrap();
                 let mut expected = Vec::new();
                 for (i, gone) in retract.iter().enumerate() {
-                    let id = store.create(&center(), draft(&format!("p{i}"), b"r"), UnixMicros(1)).unwrap().case.id;
+                    let id = store.create(&actor(), draft(&format!("p{i}"), b"r"), UnixMicros(1)).unwrap().case.id;
                     if *gone {
-                        store.retract(&id, None, "", UnixMicros(2)).unwrap();
+                        store.retract(&actor(), &id, None, "", UnixMicros(2)).unwrap();
                     }
                     if !*gone || include_retracted {
                         expected.push(id);

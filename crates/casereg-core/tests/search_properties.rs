@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
+use casereg_core::audit::Actor;
 use casereg_core::case::{
     AgeSpan, CaseDigest, CaseDraft, CaseFacts, CaseRecord, Coded, UnixMicros,
 };
@@ -288,11 +289,17 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().unwrap();
         let mut ids = Vec::new();
+        let admin = Actor {
+            principal: "admin".to_owned(),
+            center: CenterId::parse(CENTERS[0]).unwrap(),
+            any_center: true,
+        };
         {
             let store = Store::open(dir.path(), hpo()).unwrap();
             for (n, (facts, second_center)) in initial.into_iter().enumerate() {
                 let center = CenterId::parse(CENTERS[usize::from(second_center)]).unwrap();
-                let created = store.create(&center, draft(n, facts), UnixMicros(1)).unwrap();
+                let curator = Actor { principal: "curator".to_owned(), center, any_center: false };
+                let created = store.create(&curator, draft(n, facts), UnixMicros(1)).unwrap();
                 ids.push((n, created.case.id));
             }
             check(&store, &queries)?;
@@ -301,11 +308,11 @@ proptest! {
                     Change::Update(i, facts) => {
                         let (n, id) = ids[i % ids.len()];
                         if let Ok(current) = store.get(&id, None, false) {
-                            store.update(&id, current.version, draft(n, *facts), UnixMicros(2)).unwrap();
+                            store.update(&admin, &id, current.version, draft(n, *facts), UnixMicros(2)).unwrap();
                         }
                     }
                     Change::Retract(i) => {
-                        store.retract(&ids[i % ids.len()].1, None, "", UnixMicros(3)).unwrap();
+                        store.retract(&admin, &ids[i % ids.len()].1, None, "", UnixMicros(3)).unwrap();
                     }
                 }
             }

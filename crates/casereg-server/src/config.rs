@@ -18,11 +18,22 @@ pub enum LogFormat {
 /// casereg-server: the rare-disease case registry (GA4GH Phenopackets over gRPC).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "casereg-server", version, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Config {
-    /// Address to listen on. Off loopback the server refuses to start without `--insecure`
-    /// (it has no authentication yet).
+    /// An administration command instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Address to listen on. Off loopback the server refuses to start without --principals,
+    /// and without TLS (--tls-cert) unless --insecure.
     #[arg(long, env = "CASEREG_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// Principals (TOML: names, centers, roles, access levels, token hashes; see
+    /// `casereg-server principal add`). Without it every caller is an administrator, and
+    /// only loopback addresses are allowed.
+    #[arg(long, env = "CASEREG_PRINCIPALS", value_name = "FILE")]
+    pub principals: Option<PathBuf>,
 
     /// Directory of the embedded sled database (created if missing).
     #[arg(long, env = "CASEREG_DATA_DIR", default_value = "casereg-data")]
@@ -41,20 +52,29 @@ pub struct Config {
     #[arg(long, env = "CASEREG_STRICT_TERMS")]
     pub strict_terms: bool,
 
-    /// Aggregate counts from 1 to N−1 are withheld ("fewer than N") and totals that would
-    /// reveal them are blurred, for callers without record-level access. 0 is refused: use
-    /// --exact-counts.
+    /// Counts from 1 to N−1 are withheld ("fewer than N") and totals that would reveal them
+    /// are blurred, for callers below record-level access (count-level readers and peers).
     #[arg(long, env = "CASEREG_MIN_CELL_COUNT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub min_cell_count: u64,
 
-    /// Give every caller exact aggregate counts (record-level access). Only on a loopback
-    /// address: for a curator's own machine.
-    #[arg(long, env = "CASEREG_EXACT_COUNTS")]
-    pub exact_counts: bool,
-
-    /// Allow listening on a non-loopback address without authentication or TLS.
+    /// Allow a non-loopback address without TLS (when something else, such as a
+    /// TLS-terminating proxy on a private network, protects the traffic). Principals are
+    /// still required.
     #[arg(long, env = "CASEREG_INSECURE")]
     pub insecure: bool,
+
+    /// Serve TLS with this certificate chain (PEM, leaf first). Needs --tls-key.
+    #[arg(long, env = "CASEREG_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS #8, PKCS #1 or SEC1; not encrypted).
+    #[arg(long, env = "CASEREG_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: refuse clients without a certificate signed by one of these CA
+    /// certificates (PEM). Only with --tls-cert.
+    #[arg(long, env = "CASEREG_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
 
     /// Log format.
     #[arg(long, env = "CASEREG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -70,4 +90,48 @@ impl Config {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
+
+    /// Whether the server is set to speak TLS (both --tls-cert and --tls-key given; the files
+    /// are checked by [`crate::tls::server_tls_config`]).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
+    /// Whether clients must also present a certificate (TLS with --tls-client-ca).
+    pub fn mtls_enabled(&self) -> bool {
+        self.tls_enabled() && self.tls_client_ca.is_some()
+    }
+}
+
+/// Administration commands of `casereg-server`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Manage the principals file.
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
+}
+
+/// `casereg-server principal ...`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum PrincipalCommand {
+    /// Add a principal (creating the file if needed) and print its new token, once: only the
+    /// token's hash is stored. Restart the server to load it.
+    Add {
+        /// The principals file.
+        #[arg(long, env = "CASEREG_PRINCIPALS", value_name = "FILE")]
+        principals: PathBuf,
+        /// Unique name (appears in the audit log).
+        #[arg(long)]
+        name: String,
+        /// The center it acts for (letters, digits, '-', '_', '.').
+        #[arg(long)]
+        center: String,
+        /// admin, curator, reader or peer.
+        #[arg(long)]
+        role: String,
+        /// record, count or boolean (readers: required; peers: default count; admins and
+        /// curators: record).
+        #[arg(long)]
+        level: Option<String>,
+    },
 }

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use casereg_core::audit::Actor;
 use casereg_core::case::UnixMicros;
 use casereg_core::ids::{CaseId, CenterId};
 use casereg_core::limits::{
@@ -37,6 +38,7 @@ type BatchTask = JoinHandle<Result<Vec<pb::ImportOutcome>, CoreError>>;
 /// Runs one `ImportCases` stream to its end.
 pub async fn import_stream(
     registry: Arc<Registry>,
+    actor: Actor,
     mut stream: Streaming<pb::ImportCasesRequest>,
 ) -> Result<pb::ImportCasesResponse, Status> {
     let mut summary = Summary::default();
@@ -45,6 +47,7 @@ pub async fn import_stream(
     let mut in_flight: Option<BatchTask> = None;
     let mut next_index = 0u64;
     let mut first = true;
+    let actor = Arc::new(actor);
     while let Some(message) = stream.message().await? {
         let pb::ImportCasesRequest {
             options: message_options,
@@ -83,7 +86,9 @@ pub async fn import_stream(
                 let batch =
                     std::mem::replace(&mut pending, Vec::with_capacity(IMPORT_BATCH_RECORDS));
                 let policy = policy_of(options.as_ref());
-                if let Some(previous) = in_flight.replace(spawn_batch(&registry, batch, policy)) {
+                if let Some(previous) =
+                    in_flight.replace(spawn_batch(&registry, &actor, batch, policy))
+                {
                     summary.absorb(join(previous).await?, options.as_ref());
                 }
             }
@@ -94,7 +99,7 @@ pub async fn import_stream(
     }
     if !pending.is_empty() {
         let policy = policy_of(options.as_ref());
-        let last = spawn_batch(&registry, pending, policy);
+        let last = spawn_batch(&registry, &actor, pending, policy);
         summary.absorb(join(last).await?, options.as_ref());
     }
     tracing::info!(
@@ -124,15 +129,22 @@ async fn join(task: BatchTask) -> Result<Vec<pb::ImportOutcome>, Status> {
         .map_err(to_status)
 }
 
-fn spawn_batch(registry: &Arc<Registry>, batch: Vec<Pending>, policy: ChangedPolicy) -> BatchTask {
+fn spawn_batch(
+    registry: &Arc<Registry>,
+    actor: &Arc<Actor>,
+    batch: Vec<Pending>,
+    policy: ChangedPolicy,
+) -> BatchTask {
     let registry = Arc::clone(registry);
-    tokio::task::spawn_blocking(move || import_batch(&registry, batch, policy))
+    let actor = Arc::clone(actor);
+    tokio::task::spawn_blocking(move || import_batch(&registry, &actor, batch, policy))
 }
 
 /// Checks every record of a batch, commits the valid ones together, and returns one outcome
 /// per record in stream order.
 fn import_batch(
     registry: &Registry,
+    actor: &Actor,
     batch: Vec<Pending>,
     policy: ChangedPolicy,
 ) -> Result<Vec<pb::ImportOutcome>, CoreError> {
@@ -170,7 +182,7 @@ fn import_batch(
         outcome.source = source;
         match registry.check_record(phenopacket.as_ref()) {
             Ok((draft, notes)) => {
-                outcome.case_id = CaseId::derive(&registry.center, &draft.external_id).to_string();
+                outcome.case_id = CaseId::derive(&actor.center, &draft.external_id).to_string();
                 outcome.warnings = notes
                     .into_iter()
                     .map(|note| convert::note_to_warning(note, &registry.hpo))
@@ -189,10 +201,9 @@ fn import_batch(
     if drafts.is_empty() {
         return Ok(outcomes);
     }
-    let results =
-        registry
-            .store
-            .import_batch(&registry.center, &drafts, policy, UnixMicros::now())?;
+    let results = registry
+        .store
+        .import_batch(actor, &drafts, policy, UnixMicros::now())?;
     for (slot, result) in slots.into_iter().zip(results) {
         let outcome = &mut outcomes[slot];
         let (kind, version) = match result {

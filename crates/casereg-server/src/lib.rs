@@ -5,6 +5,8 @@
 //! drains within a deadline and flushes the store.
 
 pub mod aggregate;
+pub mod audit_service;
+pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod disclosure;
@@ -12,9 +14,11 @@ pub mod facts;
 pub mod filter;
 pub mod import;
 pub mod ontology_service;
+pub mod principals;
 pub mod record_walk;
 pub mod service;
 pub mod status;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,6 +30,7 @@ use casereg_core::limits::{
 };
 use casereg_core::ontology::Ontology;
 use casereg_core::store::Store;
+use casereg_proto::v1::audit_server::AuditServer;
 use casereg_proto::v1::case_registry_server::CaseRegistryServer;
 use casereg_proto::v1::ontology_server::OntologyServer;
 use tokio::net::TcpListener;
@@ -81,48 +86,124 @@ pub fn open_registry(config: &Config) -> Result<Registry, ServerError> {
             path: config.data_dir.display().to_string(),
             error,
         })?;
+    let access = match &config.principals {
+        Some(path) => auth::Access::Tokens(Arc::new(
+            principals::Principals::load(path).map_err(|e| ServerError::Config(e.to_string()))?,
+        )),
+        None => auth::Access::local(center.clone()),
+    };
     Ok(Registry {
         store,
         hpo,
         center,
+        access,
         strict_terms: config.strict_terms,
-        min_cell_count: if config.exact_counts {
-            0
-        } else {
-            config.min_cell_count
-        },
+        min_cell_count: config.min_cell_count,
         import_commit: std::sync::Mutex::new(()),
     })
 }
 
-/// Refuses a non-loopback listen address unless `--insecure` was given: there is no
-/// authentication yet, and this is health data.
+/// Secure by default: without principals the server serves everyone as an administrator,
+/// so only on a loopback address; off loopback it also wants TLS, or `--insecure` when
+/// something else protects the traffic.
 pub fn check_listen_address(config: &Config) -> Result<(), ServerError> {
-    if config.exact_counts && !config.listen.ip().is_loopback() {
+    if config.listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if config.principals.is_none() {
         return Err(ServerError::Config(format!(
-            "--exact-counts gives every caller exact small counts; it is refused off loopback ({})",
+            "refusing to listen on {} without principals: every caller would be an administrator. \
+             Create a principals file with `casereg-server principal add --principals FILE ...` and \
+             pass --principals FILE, or listen on a loopback address",
             config.listen
         )));
     }
-    if config.listen.ip().is_loopback() || config.insecure {
-        Ok(())
-    } else {
-        Err(ServerError::Config(format!(
-            "refusing to listen on {} without authentication; use a loopback address or pass --insecure \
-             if something else (a private network, a TLS-terminating proxy) protects this port",
+    if !config.tls_enabled() && !config.insecure {
+        return Err(ServerError::Config(format!(
+            "refusing to listen on {} without TLS: tokens and records would cross the network in \
+             clear. Pass --tls-cert and --tls-key, or --insecure if something else (a \
+             TLS-terminating proxy, a private network) protects this port",
             config.listen
-        )))
+        )));
+    }
+    Ok(())
+}
+
+/// Runs an administration command (`casereg-server principal add ...`), printing its result.
+pub fn run_command(command: config::Command) -> Result<(), ServerError> {
+    match command {
+        config::Command::Principal(config::PrincipalCommand::Add {
+            principals,
+            name,
+            center,
+            role,
+            level,
+        }) => {
+            let role = principals::Role::parse(&role)
+                .map_err(|e| ServerError::Config(format!("--role: {e}")))?;
+            let level = level
+                .as_deref()
+                .map(principals::Level::parse)
+                .transpose()
+                .map_err(|e| ServerError::Config(format!("--level: {e}")))?;
+            let new = principals::NewPrincipal {
+                name: &name,
+                center: &center,
+                role,
+                level,
+            };
+            let token = principals::add_principal(&principals, &new)
+                .map_err(|e| ServerError::Config(e.to_string()))?;
+            eprintln!(
+                "added {} {name:?} of center {center:?} to {}; restart the server to load it.\n\
+                 Its token is below. It is shown only this once: give it to its holder now.",
+                role.as_str(),
+                principals.display()
+            );
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+/// How [`serve`] serves, beyond what it serves.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// After a shutdown signal, how long in-flight calls may take before connections close.
+    pub grace: Duration,
+    /// TLS (and, with a client CA, mutual TLS); `None` serves plain HTTP/2.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+}
+
+impl Default for ServeOptions {
+    /// Ten seconds' grace (the `--shutdown-grace-secs` default), no TLS.
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(10),
+            tls: None,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// The options `config` names; reads and checks the TLS files.
+    pub fn from_config(config: &Config) -> Result<Self, ServerError> {
+        Ok(Self {
+            grace: config.shutdown_grace(),
+            tls: tls::server_tls_config(config)?,
+        })
     }
 }
 
 /// Serves until `shutdown` completes, then stops accepting calls, gives in-flight calls up to
-/// `grace` to finish, and flushes the store.
+/// `options.grace` to finish, and flushes the store.
 pub async fn serve(
     registry: Arc<Registry>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    options: ServeOptions,
 ) -> Result<(), ServerError> {
+    let ServeOptions { grace, tls } = options;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<CaseRegistryServer<CaseRegistryService>>()
@@ -144,17 +225,26 @@ pub async fn serve(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let router = builder
         .initial_stream_window_size(HTTP2_STREAM_WINDOW_BYTES)
         .initial_connection_window_size(HTTP2_CONNECTION_WINDOW_BYTES)
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        // Before every service: who is calling, and may it make this call.
+        .layer(auth::AccessLayer::new(Arc::clone(&registry)))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(registry_service)
         .add_service(OntologyServer::new(OntologyService::new(Arc::clone(
             &registry,
-        ))));
+        ))))
+        .add_service(AuditServer::new(audit_service::AuditService::new(
+            Arc::clone(&registry),
+        )));
     // Nagle's algorithm would hold a response of a few packets back until the client's
     // delayed ACK (about 40 ms on Linux): measured on aggregate answers before this.
     let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |stream| {
@@ -258,6 +348,9 @@ pub fn init_logging(format: config::LogFormat) {
 
 /// Runs the server as the binary does: checks, loads, binds, serves until a signal.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    // The TLS files first: a wrong one is the likelier mistake, and the listen check may
+    // count on TLS being on.
+    let options = ServeOptions::from_config(&config)?;
     check_listen_address(&config)?;
     let started = std::time::Instant::now();
     let registry = Arc::new(open_registry(&config)?);
@@ -271,14 +364,28 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         hpo_source = registry.hpo.source(),
         active_cases = counts.active,
         startup_ms = started.elapsed().as_millis() as u64,
-        "casereg serving (no authentication: loopback only unless --insecure)"
+        tls = if config.mtls_enabled() {
+            "mutual (client certificates required)"
+        } else if config.tls_enabled() {
+            "on"
+        } else {
+            "off (plain HTTP/2)"
+        },
+        "casereg serving"
     );
+    match &registry.access {
+        auth::Access::Local(_) => tracing::warn!(
+            "no --principals: every caller is an administrator; serving on loopback only"
+        ),
+        auth::Access::Tokens(principals) => tracing::info!(
+            principals = principals.len(),
+            min_cell_count = registry.min_cell_count,
+            "bearer tokens required; access levels applied"
+        ),
+    }
+    if !config.listen.ip().is_loopback() && !config.tls_enabled() {
+        tracing::warn!("--insecure: serving without TLS off loopback");
+    }
     tracing::info!("{}", registry.hpo.attribution());
-    serve(
-        registry,
-        listener,
-        shutdown_signal(),
-        config.shutdown_grace(),
-    )
-    .await
+    serve(registry, listener, shutdown_signal(), options).await
 }

@@ -11,7 +11,16 @@ use clap::Parser as _;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = casereg_server::Config::parse();
+    let mut config = casereg_server::Config::parse();
+    if let Some(command) = config.command.take() {
+        return match casereg_server::run_command(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     casereg_server::init_logging(config.log_format);
     match casereg_server::run(config).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,8 +17,10 @@ use casereg_proto::v1::case_registry_server::CaseRegistry;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::{Access, Caller};
+use crate::principals::Level;
 use crate::status::{invalid_field, to_status};
-use crate::{convert, filter, import};
+use crate::{convert, disclosure, filter, import};
 
 /// Observed phenotypes a search hit lists.
 const HIT_PHENOTYPES: usize = 5;
@@ -30,11 +32,14 @@ pub struct Registry {
     pub store: Store,
     /// The loaded HPO release.
     pub hpo: std::sync::Arc<Ontology>,
-    /// This server's center: owner of every case created here.
+    /// This server's center (the center of the local administrator when there are no
+    /// principals).
     pub center: CenterId,
+    /// How callers are identified; checked by the access layer before any handler.
+    pub access: Access,
     /// Reject unknown HPO ids instead of warning.
     pub strict_terms: bool,
-    /// Aggregate counts below this are withheld; 0 gives exact counts (record level).
+    /// Counts below this are withheld from callers below record level.
     pub min_cell_count: u64,
     /// Serialises import commits: batches are checked in parallel, but committing two at
     /// once would only make their transactions conflict and retry.
@@ -74,6 +79,20 @@ impl CaseRegistryService {
             .await
             .map_err(|e| Status::internal(format!("request task failed: {e}")))?
             .map_err(to_status)
+    }
+}
+
+impl CaseRegistryService {
+    /// A count as `caller`'s level may see it: exact at record level, small values withheld
+    /// at count level, nothing at boolean level.
+    fn visible_count(&self, caller: &Caller, value: u64) -> Option<pb::Count> {
+        match caller.level() {
+            Level::Boolean => None,
+            Level::Count | Level::Record => Some(disclosure::count(
+                value,
+                caller.min_cell_count(self.registry.min_cell_count),
+            )),
+        }
     }
 }
 
@@ -125,6 +144,7 @@ impl CaseRegistry for CaseRegistryService {
         &self,
         request: Request<pb::CreateCaseRequest>,
     ) -> Result<Response<pb::CreateCaseResponse>, Status> {
+        let actor = Caller::of(&request)?.actor();
         let pb::CreateCaseRequest { phenopacket } = request.into_inner();
         if let Some(p) = &phenopacket {
             tracing::Span::current().record("phenopacket_id", p.id.as_str());
@@ -132,7 +152,7 @@ impl CaseRegistry for CaseRegistryService {
         let response = self
             .blocking(move |r| {
                 let (draft, notes) = r.check_record(phenopacket.as_ref())?;
-                let outcome = r.store.create(&r.center, draft, UnixMicros::now())?;
+                let outcome = r.store.create(&actor, draft, UnixMicros::now())?;
                 tracing::info!(case_id = %outcome.case.id, created = outcome.created, "create");
                 Ok(pb::CreateCaseResponse {
                     created: outcome.created,
@@ -170,6 +190,7 @@ impl CaseRegistry for CaseRegistryService {
         &self,
         request: Request<pb::UpdateCaseRequest>,
     ) -> Result<Response<pb::UpdateCaseResponse>, Status> {
+        let actor = Caller::of(&request)?.actor();
         let pb::UpdateCaseRequest {
             case_id,
             expected_version,
@@ -188,9 +209,9 @@ impl CaseRegistry for CaseRegistryService {
         let response = self
             .blocking(move |r| {
                 let (draft, notes) = r.check_record(phenopacket.as_ref())?;
-                let outcome = r
-                    .store
-                    .update(&id, expected_version, draft, UnixMicros::now())?;
+                let outcome =
+                    r.store
+                        .update(&actor, &id, expected_version, draft, UnixMicros::now())?;
                 tracing::info!(
                     version = outcome.case.version,
                     changed = outcome.changed,
@@ -211,6 +232,7 @@ impl CaseRegistry for CaseRegistryService {
         &self,
         request: Request<pb::DeleteCaseRequest>,
     ) -> Result<Response<pb::DeleteCaseResponse>, Status> {
+        let actor = Caller::of(&request)?.actor();
         let pb::DeleteCaseRequest {
             case_id,
             expected_version,
@@ -221,7 +243,9 @@ impl CaseRegistry for CaseRegistryService {
         let expected = (expected_version != 0).then_some(expected_version);
         let case = self
             .blocking(move |r| {
-                let case = r.store.retract(&id, expected, &reason, UnixMicros::now())?;
+                let case = r
+                    .store
+                    .retract(&actor, &id, expected, &reason, UnixMicros::now())?;
                 tracing::info!(version = case.version, "retract");
                 convert::case_to_wire(case)
             })
@@ -261,8 +285,9 @@ impl CaseRegistry for CaseRegistryService {
         &self,
         request: Request<Streaming<pb::ImportCasesRequest>>,
     ) -> Result<Response<pb::ImportCasesResponse>, Status> {
+        let actor = Caller::of(&request)?.actor();
         let response =
-            import::import_stream(Arc::clone(&self.registry), request.into_inner()).await?;
+            import::import_stream(Arc::clone(&self.registry), actor, request.into_inner()).await?;
         Ok(Response::new(response))
     }
 
@@ -318,13 +343,17 @@ impl CaseRegistry for CaseRegistryService {
         &self,
         request: Request<pb::CountCasesRequest>,
     ) -> Result<Response<pb::CountCasesResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let pb::CountCasesRequest { filter } = request.into_inner();
         // Evaluated inline: a count reads memory only and takes microseconds.
         let index = self.registry.store.index();
         let query = filter::to_query(filter.as_ref(), "filter", &index).map_err(to_status)?;
         let count = index.count(&query);
         drop(index);
-        Ok(Response::new(pb::CountCasesResponse { count }))
+        Ok(Response::new(pb::CountCasesResponse {
+            count: self.visible_count(&caller, count),
+            exists: count > 0,
+        }))
     }
 
     #[tracing::instrument(skip_all)]
@@ -332,11 +361,10 @@ impl CaseRegistry for CaseRegistryService {
         &self,
         request: Request<pb::AggregateRequest>,
     ) -> Result<Response<pb::AggregateResponse>, Status> {
+        let k = Caller::of(&request)?.min_cell_count(self.registry.min_cell_count);
         let request = request.into_inner();
         let response = self
-            .blocking(move |r| {
-                crate::aggregate::aggregate(&request, &r.store.index(), r.min_cell_count)
-            })
+            .blocking(move |r| crate::aggregate::aggregate(&request, &r.store.index(), k))
             .await?;
         Ok(Response::new(response))
     }
@@ -346,11 +374,10 @@ impl CaseRegistry for CaseRegistryService {
         &self,
         request: Request<pb::CoOccurrenceRequest>,
     ) -> Result<Response<pb::CoOccurrenceResponse>, Status> {
+        let k = Caller::of(&request)?.min_cell_count(self.registry.min_cell_count);
         let request = request.into_inner();
         let response = self
-            .blocking(move |r| {
-                crate::aggregate::cooccurrence(&request, &r.store.index(), r.min_cell_count)
-            })
+            .blocking(move |r| crate::aggregate::cooccurrence(&request, &r.store.index(), k))
             .await?;
         Ok(Response::new(response))
     }
@@ -358,10 +385,14 @@ impl CaseRegistry for CaseRegistryService {
     #[tracing::instrument(skip_all)]
     async fn get_registry_info(
         &self,
-        _request: Request<pb::GetRegistryInfoRequest>,
+        request: Request<pb::GetRegistryInfoRequest>,
     ) -> Result<Response<pb::RegistryInfo>, Status> {
-        let info = self
-            .blocking(|r| {
+        let caller = Caller::of(&request)?;
+        let cases = |active| self.visible_count(&caller, active);
+        let record_level = caller.level() == Level::Record;
+        let caller_info = caller.info();
+        let mut info = self
+            .blocking(move |r| {
                 let counts = r.store.counts()?;
                 Ok(pb::RegistryInfo {
                     service_name: "casereg".to_owned(),
@@ -378,8 +409,8 @@ impl CaseRegistry for CaseRegistryService {
                         source: r.hpo.source().to_owned(),
                         attribution: r.hpo.attribution(),
                     }],
-                    active_cases: counts.active,
-                    retracted_cases: counts.retracted,
+                    active_cases: if record_level { counts.active } else { 0 },
+                    retracted_cases: if record_level { counts.retracted } else { 0 },
                     limits: Some(pb::RegistryLimits {
                         max_message_bytes: MAX_MESSAGE_BYTES as u64,
                         max_record_bytes: MAX_RECORD_BYTES as u64,
@@ -390,9 +421,15 @@ impl CaseRegistry for CaseRegistryService {
                         max_filter_nodes: MAX_FILTER_NODES as u32,
                     }),
                     strict_terms: r.strict_terms,
+                    cases: None,
+                    caller: Some(caller_info),
+                    min_cell_count: r.min_cell_count,
                 })
             })
             .await?;
+        // The same reading of the active count as CountCases gives this caller.
+        let active = self.registry.store.index().active_count();
+        info.cases = cases(active);
         Ok(Response::new(info))
     }
 }

@@ -20,6 +20,7 @@ pub fn to_status(error: CoreError) -> Status {
         e @ CoreError::VersionConflict { .. } => Status::aborted(e.to_string()),
         e @ CoreError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
         CoreError::FailedPrecondition(message) => Status::failed_precondition(message),
+        CoreError::PermissionDenied(message) => Status::permission_denied(message),
         e @ CoreError::Storage(_) => {
             tracing::error!(error = %e, "storage failure");
             Status::unavailable(e.to_string())

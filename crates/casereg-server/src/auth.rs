@@ -1,0 +1,355 @@
+//! Access control, decided in one layer in front of every service: who is calling (a bearer
+//! token, or the local administrator when the server runs without principals on loopback),
+//! and whether its role and access level allow the method. Handlers never see a request that
+//! was refused; they find the [`Caller`] in the request's extensions and shape their answer
+//! by its level through [`Caller::min_cell_count`] and [`Caller::level`]. Every refusal is
+//! written to the audit log.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use casereg_core::audit::{Actor, AuditEntry, Outcome};
+use casereg_core::case::UnixMicros;
+use casereg_core::ids::CenterId;
+use casereg_proto::v1 as pb;
+use tonic::Status;
+
+use crate::principals::{Level, Principal, Principals, Role};
+use crate::service::Registry;
+
+/// How callers are identified.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// No principals configured: every caller is this administrator (loopback only).
+    Local(Arc<Principal>),
+    /// Callers present a bearer token of one of these principals.
+    Tokens(Arc<Principals>),
+}
+
+impl Access {
+    /// Without principals: everyone is the local administrator of `center`.
+    pub fn local(center: CenterId) -> Self {
+        Self::Local(Arc::new(Principal::local_admin(center)))
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<Principal>);
+
+impl Caller {
+    /// The caller the access layer put on `request`. Its absence is a server bug (a service
+    /// mounted without the layer), answered as INTERNAL rather than served unchecked.
+    pub fn of<T>(request: &tonic::Request<T>) -> Result<Self, Status> {
+        request
+            .extensions()
+            .get::<Self>()
+            .cloned()
+            .ok_or_else(|| Status::internal("request reached a handler without access control"))
+    }
+
+    /// Who writes, as the store records it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            principal: self.0.name.clone(),
+            center: self.0.center.clone(),
+            any_center: self.0.role == Role::Admin,
+        }
+    }
+
+    /// The caller's access level.
+    pub fn level(&self) -> Level {
+        self.0.level
+    }
+
+    /// The small-count threshold for this caller: none (0) at record level, the server's
+    /// `k` below it.
+    pub fn min_cell_count(&self, k: u64) -> u64 {
+        if self.0.level == Level::Record { 0 } else { k }
+    }
+
+    /// The wire form (for GetRegistryInfo).
+    pub fn info(&self) -> pb::CallerInfo {
+        let level = match self.0.level {
+            Level::Record => pb::AccessLevel::Record,
+            Level::Count => pb::AccessLevel::Count,
+            Level::Boolean => pb::AccessLevel::Boolean,
+        };
+        pb::CallerInfo {
+            principal: self.0.name.clone(),
+            center_id: self.0.center.to_string(),
+            role: self.0.role.as_str().to_owned(),
+            level: level.into(),
+        }
+    }
+}
+
+/// What a method asks of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: health checks and reflection carry no data.
+    Open,
+    /// An authenticated caller with at least this level.
+    Level(Level),
+    /// A curator or an administrator (the store then checks the case's center).
+    Write,
+    /// An administrator.
+    Admin,
+}
+
+/// The table of every method and what it needs; `None` for a method not in it (refused to
+/// all but administrators, so a method added without an entry is never open by mistake).
+pub fn need(method: &str) -> Option<Need> {
+    let (service, call) = method.split_once('/')?;
+    Some(match (service, call) {
+        ("grpc.health.v1.Health", _)
+        | ("grpc.reflection.v1.ServerReflection", _)
+        | ("grpc.reflection.v1alpha.ServerReflection", _) => Need::Open,
+        ("casereg.v1.CaseRegistry", "CreateCase" | "UpdateCase" | "DeleteCase" | "ImportCases") => {
+            Need::Write
+        }
+        ("casereg.v1.CaseRegistry", "GetCase" | "ListCases" | "SearchCases" | "ExportCases") => {
+            Need::Level(Level::Record)
+        }
+        ("casereg.v1.CaseRegistry", "Aggregate" | "CoOccurrence") => Need::Level(Level::Count),
+        ("casereg.v1.CaseRegistry", "CountCases" | "GetRegistryInfo") => {
+            Need::Level(Level::Boolean)
+        }
+        ("casereg.v1.Ontology", "GetTerm" | "SearchTerms" | "GetAncestors" | "GetDescendants") => {
+            Need::Level(Level::Boolean)
+        }
+        ("casereg.v1.Audit", "ListAuditEntries") => Need::Admin,
+        _ => return None,
+    })
+}
+
+/// Why `principal` may not call a method that needs `need`, if it may not.
+fn refusal(principal: &Principal, need: Option<Need>) -> Option<String> {
+    let role = principal.role;
+    match need.unwrap_or(Need::Admin) {
+        Need::Open => None,
+        Need::Level(level) if principal.level >= level => None,
+        Need::Level(level) => Some(format!(
+            "needs {} access; {:?} has {} access",
+            level.as_str(),
+            principal.name,
+            principal.level.as_str()
+        )),
+        Need::Write if role.writes() => None,
+        Need::Write => Some(format!(
+            "writes are for curators and administrators; {:?} is a {}",
+            principal.name,
+            role.as_str()
+        )),
+        Need::Admin if role == Role::Admin => None,
+        Need::Admin => Some(format!(
+            "is for administrators; {:?} is a {}",
+            principal.name,
+            role.as_str()
+        )),
+    }
+}
+
+/// The bearer token of a request's `authorization` header.
+fn bearer<B>(request: &http::Request<B>) -> Result<&str, &'static str> {
+    let value = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .ok_or("no credentials: send the metadata `authorization: Bearer <token>` (casereg --token or CASEREG_TOKEN)")?;
+    let value = value
+        .to_str()
+        .map_err(|_| "the authorization metadata is not text")?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err("the authorization metadata must be `Bearer <token>`"),
+    }
+}
+
+/// The tower layer that applies [`need`] to every request.
+#[derive(Debug, Clone)]
+pub struct AccessLayer {
+    registry: Arc<Registry>,
+}
+
+impl AccessLayer {
+    /// Checks requests against `registry`'s access settings and audits refusals in its store.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self { registry }
+    }
+}
+
+impl<S> tower::Layer<S> for AccessLayer {
+    type Service = AccessService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AccessService {
+            inner,
+            registry: Arc::clone(&self.registry),
+        }
+    }
+}
+
+/// The service [`AccessLayer`] wraps around the server's services.
+#[derive(Debug, Clone)]
+pub struct AccessService<S> {
+    inner: S,
+    registry: Arc<Registry>,
+}
+
+impl<S> AccessService<S> {
+    /// The caller of `request`, or the status refusing it (already audited). `None` for an
+    /// open method.
+    fn check<B>(&self, request: &http::Request<B>) -> Result<Option<Caller>, Status> {
+        let method = request.uri().path().trim_start_matches('/');
+        let need = need(method);
+        if need == Some(Need::Open) {
+            return Ok(None);
+        }
+        let principal = match &self.registry.access {
+            Access::Local(principal) => Arc::clone(principal),
+            Access::Tokens(principals) => {
+                let found = bearer(request).map_err(str::to_owned).and_then(|token| {
+                    principals
+                        .authenticate(token)
+                        .cloned()
+                        .ok_or_else(|| "the token is not known to this server".to_owned())
+                });
+                match found {
+                    Ok(principal) => principal,
+                    Err(message) => {
+                        self.audit_refusal(None, method, &message);
+                        return Err(Status::unauthenticated(message));
+                    }
+                }
+            }
+        };
+        if let Some(reason) = refusal(&principal, need) {
+            let message = format!("{method} {reason}");
+            self.audit_refusal(Some(&principal), method, &message);
+            return Err(Status::permission_denied(message));
+        }
+        Ok(Some(Caller(principal)))
+    }
+
+    fn audit_refusal(&self, principal: Option<&Principal>, method: &str, message: &str) {
+        tracing::warn!(
+            principal = principal.map_or("", |p| p.name.as_str()),
+            method,
+            reason = message,
+            "request refused"
+        );
+        let entry = AuditEntry::new(
+            UnixMicros::now(),
+            principal.map_or("", |p| p.name.as_str()),
+            principal.map(|p| &p.center),
+            method,
+            Outcome::Denied,
+            message,
+        );
+        if let Err(e) = self.registry.store.append_audit(entry) {
+            tracing::error!(error = %e, "cannot record a refused request in the audit log");
+        }
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for AccessService<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        match self.check(&request) {
+            Ok(caller) => {
+                if let Some(caller) = caller {
+                    request.extensions_mut().insert(caller);
+                }
+                // The clone waits for readiness next time; this one was made ready.
+                let clone = self.inner.clone();
+                let mut ready = std::mem::replace(&mut self.inner, clone);
+                Box::pin(ready.call(request))
+            }
+            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_of_the_contract_has_an_entry() {
+        let pool = prost_reflect::DescriptorPool::decode(casereg_proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        let mut methods = 0;
+        for service in pool.services() {
+            for method in service.methods() {
+                let path = format!("{}/{}", service.full_name(), method.name());
+                assert!(need(&path).is_some(), "{path} has no access rule");
+                methods += 1;
+            }
+        }
+        assert!(methods >= 17, "only {methods} methods found");
+        assert_eq!(need("casereg.v1.CaseRegistry/DropEverything"), None);
+        assert_eq!(need("grpc.health.v1.Health/Check"), Some(Need::Open));
+    }
+
+    fn principal(role: Role, level: Level) -> Principal {
+        let mut p = Principal::local_admin(CenterId::parse("c").expect("center"));
+        p.role = role;
+        p.level = level;
+        p
+    }
+
+    #[test]
+    fn roles_and_levels_open_what_they_should() {
+        let admin = principal(Role::Admin, Level::Record);
+        let curator = principal(Role::Curator, Level::Record);
+        let reader = principal(Role::Reader, Level::Record);
+        let counter = principal(Role::Peer, Level::Count);
+        let boolean = principal(Role::Reader, Level::Boolean);
+        let write = Some(Need::Write);
+        let records = Some(Need::Level(Level::Record));
+        let counts = Some(Need::Level(Level::Count));
+        let exists = Some(Need::Level(Level::Boolean));
+        let admin_only = Some(Need::Admin);
+        let allowed = |p: &Principal, n| refusal(p, n).is_none();
+        assert!(
+            [write, records, counts, exists, admin_only, None]
+                .iter()
+                .all(|n| allowed(&admin, *n))
+        );
+        assert!(
+            allowed(&curator, write)
+                && allowed(&curator, records)
+                && !allowed(&curator, admin_only)
+        );
+        assert!(!allowed(&reader, write) && allowed(&reader, records) && !allowed(&reader, None));
+        assert!(
+            !allowed(&counter, records) && allowed(&counter, counts) && allowed(&counter, exists)
+        );
+        assert!(!allowed(&boolean, counts) && allowed(&boolean, exists));
+    }
+}
