@@ -14,6 +14,7 @@ const PROTO_FILES: &[&str] = &[
     "casereg/v1/registry.proto",
     "casereg/v1/ontology.proto",
     "casereg/v1/audit.proto",
+    "casereg/v1/network.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

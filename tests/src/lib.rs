@@ -73,12 +73,25 @@ impl TestServer {
 
     /// A server on `data_dir` (kept after the server stops).
     pub async fn start_in(data_dir: &Path, extra: &[&str]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        Self::start_on(listener, data_dir, extra).await
+    }
+
+    /// A server on a listener bound beforehand (so that its address can be given to
+    /// another server first), with a fresh temporary data directory.
+    pub async fn start_listening(listener: TcpListener, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut server = Self::start_on(listener, dir.path(), extra).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    async fn start_on(listener: TcpListener, data_dir: &Path, extra: &[&str]) -> Self {
         let config = test_config(data_dir, extra);
         let options = ServeOptions::from_config(&config).expect("serve options");
         let registry = Arc::new(casereg_server::open_registry(&config).expect("open registry"));
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(casereg_server::serve(

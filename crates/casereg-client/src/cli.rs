@@ -208,11 +208,19 @@ pub enum Command {
         /// Return full records (with `--format json`).
         #[arg(long)]
         full: bool,
+        /// Ask the server's whole network: each center's count and, where the center allows
+        /// it, its first `--page-size` (at most 100) case summaries.
+        #[arg(long, conflicts_with_all = ["all", "full", "page_token"])]
+        network: bool,
     },
     /// Count the cases a query matches (no query: all active cases).
     Count {
         /// The query, as for `search`.
         query: Option<String>,
+        /// Ask the server's whole network of registries (its peers), with a table of each
+        /// center's fate.
+        #[arg(long)]
+        network: bool,
     },
     /// Count matching cases by one or two dimensions, e.g.
     /// `--by treatment --by response --where 'phenotype:"calcinosis cutis"'`.
@@ -236,6 +244,10 @@ pub enum Command {
         /// Print CSV: one row per cell with ids, labels and the count.
         #[arg(long)]
         csv: bool,
+        /// Ask the server's whole network of registries (its peers), merged, with a table
+        /// of each center's fate.
+        #[arg(long)]
+        network: bool,
     },
     /// What else the cases matching a query have: the most frequent values among them, with
     /// their frequency in the whole registry, the ratio, and a Fisher exact test (p, and q
@@ -251,6 +263,9 @@ pub enum Command {
         /// Most values per table (at most 1000).
         #[arg(long, default_value_t = 20)]
         top: u32,
+        /// Ask the server's whole network of registries, merged.
+        #[arg(long)]
+        network: bool,
     },
     /// Look up HPO terms: by id (`HP:0025520`) or by words of a name or synonym.
     Term {
@@ -379,7 +394,9 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     };
     // A query that does not parse is reported before any connection is tried.
     if let Command::Search { query, .. }
-    | Command::Count { query: Some(query) }
+    | Command::Count {
+        query: Some(query), ..
+    }
     | Command::Export {
         query: Some(query), ..
     }
@@ -594,9 +611,40 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Search {
             query,
             page_size,
+            network: true,
+            ..
+        } => {
+            let request = pb::NetworkSearchRequest {
+                filter: Some(crate::query::parse_query(&query)?),
+                per_center: page_size,
+                route: None,
+            };
+            let response = client.network_search(request, None).await?;
+            match format {
+                Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                Format::Human => {
+                    if !response.hits.is_empty() {
+                        write_hits(out, &response.hits, None, &query, "")?;
+                    }
+                    writeln!(
+                        out,
+                        "{} matching cases in the network",
+                        response.total.as_ref().map_or_else(
+                            || if response.exists { "some" } else { "no" }.to_owned(),
+                            |t| crate::stats::count_text(Some(t))
+                        )
+                    )?;
+                    crate::stats::write_centers(out, &response.centers, response.partial)?;
+                }
+            }
+        }
+        Command::Search {
+            query,
+            page_size,
             page_token,
             all,
             full,
+            network: false,
         } => {
             let filter = crate::query::parse_query(&query)?;
             let mut token = page_token;
@@ -622,7 +670,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     };
                     writeln!(out, "{}", to_pretty_json(&response))?;
                 }
-                Format::Human => write_hits(out, &hits, total, &query, &token)?,
+                Format::Human => write_hits(out, &hits, Some(total), &query, &token)?,
             }
         }
         Command::Stats {
@@ -631,6 +679,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             top,
             min_count,
             csv,
+            network,
         } => {
             let group_by = by
                 .iter()
@@ -646,21 +695,44 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 .as_deref()
                 .map(crate::query::parse_query)
                 .transpose()?;
-            let response = client
-                .aggregate(pb::AggregateRequest {
-                    filter,
-                    group_by,
-                    top_n: top,
-                    min_count,
-                })
-                .await?;
+            let request = pb::AggregateRequest {
+                filter,
+                group_by,
+                top_n: top,
+                min_count,
+            };
+            let (response, centers) = if network {
+                let answer = client
+                    .network_aggregate(
+                        pb::NetworkAggregateRequest {
+                            request: Some(request),
+                            route: None,
+                        },
+                        None,
+                    )
+                    .await?;
+                (
+                    answer.merged.unwrap_or_default(),
+                    Some((answer.centers, answer.partial)),
+                )
+            } else {
+                (client.aggregate(request).await?, None)
+            };
+            if let (Some((centers, partial)), Format::Human, false) = (&centers, format, csv) {
+                crate::stats::write_centers(out, centers, *partial)?;
+            }
             match (format, csv) {
                 (_, true) => crate::stats::write_csv(out, &response)?,
                 (Format::Json, false) => writeln!(out, "{}", to_pretty_json(&response))?,
                 (Format::Human, false) => crate::stats::write_table(out, &response, &by)?,
             }
         }
-        Command::Cooccur { query, of, top } => {
+        Command::Cooccur {
+            query,
+            of,
+            top,
+            network,
+        } => {
             let filter = crate::query::parse_query(&query)?;
             let dimensions = match &of {
                 Some(name) => vec![crate::stats::parse_group_by(name)],
@@ -677,14 +749,29 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                         message,
                     })
                 })?;
-                let response = client
-                    .cooccurrence(pb::CoOccurrenceRequest {
-                        filter: Some(filter.clone()),
-                        dimension: dimension.dimension,
-                        top_n: top,
-                        min_count: 0,
-                    })
-                    .await?;
+                let request = pb::CoOccurrenceRequest {
+                    filter: Some(filter.clone()),
+                    dimension: dimension.dimension,
+                    top_n: top,
+                    min_count: 0,
+                };
+                let response = if network {
+                    let answer = client
+                        .network_co_occurrence(
+                            pb::NetworkCoOccurrenceRequest {
+                                request: Some(request),
+                                route: None,
+                            },
+                            None,
+                        )
+                        .await?;
+                    if format == Format::Human && responses.is_empty() {
+                        crate::stats::write_centers(out, &answer.centers, answer.partial)?;
+                    }
+                    answer.merged.unwrap_or_default()
+                } else {
+                    client.cooccurrence(request).await?
+                };
                 responses.push((dimension.dimension, response));
             }
             for (dimension, response) in &responses {
@@ -694,7 +781,34 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 }
             }
         }
-        Command::Count { query } => {
+        Command::Count {
+            query,
+            network: true,
+        } => {
+            let filter = query
+                .as_deref()
+                .map(crate::query::parse_query)
+                .transpose()?;
+            let request = pb::NetworkCountRequest {
+                filter,
+                route: None,
+            };
+            let response = client.network_count(request, None).await?;
+            match format {
+                Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                Format::Human => {
+                    match &response.count {
+                        Some(count) => writeln!(out, "{}", crate::stats::count_text(Some(count)))?,
+                        None => writeln!(out, "{}", if response.exists { "yes" } else { "no" })?,
+                    }
+                    crate::stats::write_centers(out, &response.centers, response.partial)?;
+                }
+            }
+        }
+        Command::Count {
+            query,
+            network: false,
+        } => {
             let filter = query
                 .as_deref()
                 .map(crate::query::parse_query)
@@ -991,7 +1105,7 @@ fn write_audit(out: &mut dyn Write, entries: &[pb::AuditEntry], next: u64) -> st
 fn write_hits(
     out: &mut dyn Write,
     hits: &[pb::SearchHit],
-    total: u64,
+    total: Option<u64>,
     query: &str,
     next: &str,
 ) -> std::io::Result<()> {
@@ -1017,7 +1131,9 @@ fn write_hits(
     if !hits.is_empty() {
         writeln!(out, "{table}")?;
     }
-    writeln!(out, "{} of {total} matching cases shown", hits.len())?;
+    if let Some(total) = total {
+        writeln!(out, "{} of {total} matching cases shown", hits.len())?;
+    }
     if !next.is_empty() {
         writeln!(
             out,

@@ -21,6 +21,7 @@ use std::time::Duration;
 use casereg_proto::v1 as pb;
 use casereg_proto::v1::audit_client::AuditClient;
 use casereg_proto::v1::case_registry_client::CaseRegistryClient;
+use casereg_proto::v1::network_client::NetworkClient;
 use casereg_proto::v1::ontology_client::OntologyClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -77,6 +78,7 @@ pub struct Client {
     registry: CaseRegistryClient<Transport>,
     ontology: OntologyClient<Transport>,
     audit: AuditClient<Transport>,
+    network: NetworkClient<Transport>,
     health: HealthClient<Transport>,
     request_timeout: Duration,
 }
@@ -105,6 +107,45 @@ fn with_deadline<T>(message: T, timeout: Duration) -> tonic::Request<T> {
 impl Client {
     /// Connects to `url` (`http://127.0.0.1:50051`, or `https://` for TLS).
     pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Self, ClientError> {
+        let (endpoint, credentials) = Self::endpoint(url, options)?;
+        let channel = endpoint.connect().await.map_err(|e| ClientError::Connect {
+            url: url.to_owned(),
+            message: error_chain(&e),
+        })?;
+        Ok(Self::from_channel(channel, credentials, options))
+    }
+
+    /// A client for `url` that connects on its first call (and reconnects after a failure):
+    /// for a server that talks to peers which may be down when it starts. Only the address
+    /// and settings are checked here.
+    pub fn connect_lazy(url: &str, options: &ConnectOptions) -> Result<Self, ClientError> {
+        let (endpoint, credentials) = Self::endpoint(url, options)?;
+        Ok(Self::from_channel(
+            endpoint.connect_lazy(),
+            credentials,
+            options,
+        ))
+    }
+
+    fn from_channel(channel: Channel, credentials: Credentials, options: &ConnectOptions) -> Self {
+        Self {
+            registry: CaseRegistryClient::with_interceptor(channel.clone(), credentials.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            ontology: OntologyClient::with_interceptor(channel.clone(), credentials.clone()),
+            audit: AuditClient::with_interceptor(channel.clone(), credentials.clone()),
+            network: NetworkClient::with_interceptor(channel.clone(), credentials.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            health: HealthClient::with_interceptor(channel, credentials),
+            request_timeout: options.request_timeout,
+        }
+    }
+
+    /// The endpoint for `url` with `options` checked, and the credentials to send.
+    fn endpoint(
+        url: &str,
+        options: &ConnectOptions,
+    ) -> Result<(Endpoint, Credentials), ClientError> {
         let connect_error = |message: String| ClientError::Connect {
             url: url.to_owned(),
             message,
@@ -154,19 +195,7 @@ impl Client {
             _ => {}
         }
         let credentials = Credentials::new(options.token.as_ref()).map_err(connect_error)?;
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| connect_error(error_chain(&e)))?;
-        Ok(Self {
-            registry: CaseRegistryClient::with_interceptor(channel.clone(), credentials.clone())
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            ontology: OntologyClient::with_interceptor(channel.clone(), credentials.clone()),
-            audit: AuditClient::with_interceptor(channel.clone(), credentials.clone()),
-            health: HealthClient::with_interceptor(channel, credentials),
-            request_timeout: options.request_timeout,
-        })
+        Ok((endpoint, credentials))
     }
 
     /// Stores a record (idempotent on its id).
@@ -272,6 +301,53 @@ impl Client {
         };
         let t = self.request_timeout;
         unary(t, self.registry.search_cases(with_deadline(request, t))).await
+    }
+
+    /// A count across the network of registries this server has as peers, with each
+    /// center's fate. `deadline` (default: the client's timeout) bounds the whole call.
+    pub async fn network_count(
+        &mut self,
+        request: pb::NetworkCountRequest,
+        deadline: Option<Duration>,
+    ) -> Result<pb::NetworkCountResponse, ClientError> {
+        let t = deadline.unwrap_or(self.request_timeout);
+        unary(t, self.network.network_count(with_deadline(request, t))).await
+    }
+
+    /// An aggregate across the network, merged, with each center's fate.
+    pub async fn network_aggregate(
+        &mut self,
+        request: pb::NetworkAggregateRequest,
+        deadline: Option<Duration>,
+    ) -> Result<pb::NetworkAggregateResponse, ClientError> {
+        let t = deadline.unwrap_or(self.request_timeout);
+        unary(t, self.network.network_aggregate(with_deadline(request, t))).await
+    }
+
+    /// Co-occurrence and enrichment across the network, merged, with each center's fate.
+    pub async fn network_co_occurrence(
+        &mut self,
+        request: pb::NetworkCoOccurrenceRequest,
+        deadline: Option<Duration>,
+    ) -> Result<pb::NetworkCoOccurrenceResponse, ClientError> {
+        let t = deadline.unwrap_or(self.request_timeout);
+        unary(
+            t,
+            self.network
+                .network_co_occurrence(with_deadline(request, t)),
+        )
+        .await
+    }
+
+    /// Matching cases across the network: each center's count and, where allowed, the
+    /// first case summaries of each.
+    pub async fn network_search(
+        &mut self,
+        request: pb::NetworkSearchRequest,
+        deadline: Option<Duration>,
+    ) -> Result<pb::NetworkSearchResponse, ClientError> {
+        let t = deadline.unwrap_or(self.request_timeout);
+        unary(t, self.network.network_search(with_deadline(request, t))).await
     }
 
     /// One page of the audit log: up to `page_size` entries after sequence number `after`

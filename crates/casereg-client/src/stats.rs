@@ -69,7 +69,7 @@ fn bucket_days(width: &str, text: &str) -> Result<u32, String> {
     u32::try_from(days(amount, unit)).map_err(|_| bad())
 }
 
-/// A count as text: `12`, `<5` (withheld) or `>95` (blurred).
+/// A count as text: `12`, `<5` (withheld), `>95` (blurred) or `≥12` (a lower bound).
 pub fn count_text(count: Option<&pb::Count>) -> String {
     let Some(count) = count else {
         return String::new();
@@ -77,8 +77,53 @@ pub fn count_text(count: Option<&pb::Count>) -> String {
     match pb::Precision::try_from(count.precision) {
         Ok(pb::Precision::FewerThan) => format!("<{}", count.value),
         Ok(pb::Precision::MoreThan) => format!(">{}", count.value),
+        Ok(pb::Precision::AtLeast) => format!("≥{}", count.value),
         _ => count.value.to_string(),
     }
+}
+
+/// The fate of every center of a network answer, as a table (and a warning line when the
+/// answer is partial).
+pub fn write_centers(
+    out: &mut dyn Write,
+    centers: &[pb::CenterOutcome],
+    partial: bool,
+) -> std::io::Result<()> {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header([
+        "center", "via", "status", "cases", "count", "ms", "HPO", "message",
+    ]);
+    for center in centers {
+        let status = pb::CenterStatus::try_from(center.status)
+            .map_or("unknown", |s| s.as_str_name())
+            .trim_start_matches("CENTER_STATUS_")
+            .to_ascii_lowercase()
+            .replace('_', " ");
+        let hpo = if center.hpo_differs {
+            format!("{} (differs)", center.hpo_version)
+        } else {
+            center.hpo_version.clone()
+        };
+        table.add_row([
+            center.center.clone(),
+            center.peer.clone(),
+            status,
+            count_text(center.cases.as_ref()),
+            count_text(center.count.as_ref()),
+            center.millis.to_string(),
+            hpo,
+            center.message.clone(),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    if partial {
+        writeln!(
+            out,
+            "partial: not every center answered; the result covers those that did"
+        )?;
+    }
+    Ok(())
 }
 
 fn key_text(key: &pb::GroupKey) -> String {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod ids;
 pub mod index;
 pub mod limits;
+pub mod merge;
 pub mod ontology;
 pub mod stats;
 pub mod store;

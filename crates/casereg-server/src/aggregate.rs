@@ -142,6 +142,14 @@ pub fn cooccurrence(
     })
 }
 
+/// The top-N and minimum count of `request`, checked (for answers cut after merging).
+pub fn cut_of(request: &pb::AggregateRequest) -> Result<Cut, CoreError> {
+    Ok(Cut {
+        top: checked_top(request.top_n)? as usize,
+        min_count: request.min_count,
+    })
+}
+
 fn checked_top(top_n: u32) -> Result<u32, CoreError> {
     match top_n {
         0 => Ok(DEFAULT_TOP_N),

@@ -121,6 +121,11 @@ pub fn need(method: &str) -> Option<Need> {
             Need::Level(Level::Boolean)
         }
         ("casereg.v1.Audit", "ListAuditEntries") => Need::Admin,
+        ("casereg.v1.Network", "NetworkCount") => Need::Level(Level::Boolean),
+        ("casereg.v1.Network", "NetworkAggregate" | "NetworkCoOccurrence") => {
+            Need::Level(Level::Count)
+        }
+        ("casereg.v1.Network", "NetworkSearch") => Need::Level(Level::Boolean),
         _ => return None,
     })
 }

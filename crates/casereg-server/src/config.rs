@@ -76,6 +76,36 @@ pub struct Config {
     #[arg(long, env = "CASEREG_TLS_CLIENT_CA", value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// A peer registry, NAME=URL (repeatable): network calls ask it too. NAME is how this
+    /// server refers to it (letters, digits, '-', '_', '.').
+    #[arg(long = "peer", value_name = "NAME=URL")]
+    pub peers: Vec<String>,
+
+    /// The bearer token this server presents to peer NAME, NAME=TOKEN (repeatable; also
+    /// `CASEREG_PEER_TOKENS`, comma-separated). The peer decides what it may see.
+    #[arg(
+        long = "peer-token",
+        value_name = "NAME=TOKEN",
+        env = "CASEREG_PEER_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub peer_tokens: Vec<String>,
+
+    /// CA certificate (PEM) to trust for https:// peers (default: the system's store).
+    #[arg(long, env = "CASEREG_PEER_CA", value_name = "FILE")]
+    pub peer_ca: Option<PathBuf>,
+
+    /// How long to wait for each peer's answer (e.g. 2s, 500ms); the caller's own deadline
+    /// cuts it shorter.
+    #[arg(long, env = "CASEREG_PEER_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub peer_timeout: Duration,
+
+    /// How many times a network request may be passed on from registry to registry (1: this
+    /// server's peers answer for themselves only). At most 8.
+    #[arg(long, env = "CASEREG_MAX_HOPS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=8))]
+    pub max_hops: u32,
+
     /// Log format.
     #[arg(long, env = "CASEREG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -101,6 +131,32 @@ impl Config {
     pub fn mtls_enabled(&self) -> bool {
         self.tls_enabled() && self.tls_client_ca.is_some()
     }
+}
+
+/// Reads `2s`, `500ms`, `1m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 2s, 500ms, 1m)"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (use ms, s or m)"
+            ));
+        }
+    };
+    if duration.is_zero() {
+        return Err("must be more than zero".to_owned());
+    }
+    Ok(duration)
 }
 
 /// Administration commands of `casereg-server`.

@@ -13,6 +13,7 @@ pub mod disclosure;
 pub mod facts;
 pub mod filter;
 pub mod import;
+pub mod network;
 pub mod ontology_service;
 pub mod principals;
 pub mod record_walk;
@@ -32,6 +33,7 @@ use casereg_core::ontology::Ontology;
 use casereg_core::store::Store;
 use casereg_proto::v1::audit_server::AuditServer;
 use casereg_proto::v1::case_registry_server::CaseRegistryServer;
+use casereg_proto::v1::network_server::NetworkServer;
 use casereg_proto::v1::ontology_server::OntologyServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -97,6 +99,7 @@ pub fn open_registry(config: &Config) -> Result<Registry, ServerError> {
         hpo,
         center,
         access,
+        peers: network::Peers::from_config(config)?,
         strict_terms: config.strict_terms,
         min_cell_count: config.min_cell_count,
         import_commit: std::sync::Mutex::new(()),
@@ -244,7 +247,12 @@ pub async fn serve(
         ))))
         .add_service(AuditServer::new(audit_service::AuditService::new(
             Arc::clone(&registry),
-        )));
+        )))
+        .add_service(
+            NetworkServer::new(network::NetworkService::new(Arc::clone(&registry)))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        );
     // Nagle's algorithm would hold a response of a few packets back until the client's
     // delayed ACK (about 40 ms on Linux): measured on aggregate answers before this.
     let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |stream| {

@@ -37,6 +37,8 @@ pub struct Registry {
     pub center: CenterId,
     /// How callers are identified; checked by the access layer before any handler.
     pub access: Access,
+    /// Other centers' registries, asked by network calls.
+    pub peers: crate::network::Peers,
     /// Reject unknown HPO ids instead of warning.
     pub strict_terms: bool,
     /// Counts below this are withheld from callers below record level.
@@ -102,7 +104,7 @@ fn parse_case_id(text: &str) -> Result<CaseId, Status> {
 
 /// A search result: the summary, the first observed phenotypes with labels, and the record
 /// when asked for.
-fn search_hit(
+pub(crate) fn search_hit(
     case: casereg_core::case::CaseRecord,
     hpo: &Ontology,
     full: bool,

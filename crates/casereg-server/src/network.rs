@@ -1,0 +1,833 @@
+//! The `Network` gRPC service: a count or an aggregate asked of this registry and of its
+//! peers at once, merged, with every center's fate reported.
+//!
+//! Federation is just another client of the public API: peers are asked through
+//! `casereg_client` with the token this server holds for each, and answer at the access
+//! level they grant it. The local registry takes part like a peer, computed in process.
+//! Merging is `casereg_core::merge` (pure, tested for associativity and for equality with
+//! the union); small-count protection is applied again to the merged result, at the
+//! caller's level.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use casereg_client::{BearerToken, Client, ClientError, ConnectOptions, TlsOptions};
+use casereg_core::ids::CenterId;
+use casereg_core::merge::{self, Bounds};
+use casereg_proto::v1 as pb;
+use casereg_proto::v1::network_server::Network;
+use tonic::{Request, Response, Status};
+
+use crate::auth::Caller;
+use crate::config::Config;
+use crate::service::Registry;
+use crate::status::to_status;
+use crate::{ServerError, aggregate, filter};
+
+/// Peers asked at once by one network call; the rest wait for a free slot.
+pub const MAX_CONCURRENT_PEERS: usize = 16;
+/// Case summaries a network search asks of each center when the request does not say.
+pub const DEFAULT_HITS_PER_CENTER: u32 = 10;
+/// The most case summaries a network search asks of each center.
+pub const MAX_HITS_PER_CENTER: u32 = 100;
+/// Time kept back from the caller's deadline to merge and answer.
+const ANSWER_MARGIN: Duration = Duration::from_millis(50);
+/// Cells each center is asked for: its whole distribution, up to the aggregate limit, so
+/// that top N is cut after merging.
+const FULL_DISTRIBUTION: u32 = casereg_core::limits::MAX_TOP_N;
+
+/// One peer registry.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// How this server names it (`--peer NAME=URL`).
+    pub name: String,
+    /// Its address.
+    pub url: String,
+    client: Client,
+}
+
+/// This server's peers and how to ask them.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    list: Vec<Peer>,
+    /// Deadline of each peer's answer.
+    pub timeout: Duration,
+    /// Hops a request from a client may take.
+    pub max_hops: u32,
+}
+
+fn split_pair<'a>(flag: &str, text: &'a str) -> Result<(&'a str, &'a str), ServerError> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() && !value.is_empty() => Ok((name, value)),
+        _ => Err(ServerError::Config(format!(
+            "{flag}: expected NAME=VALUE, got {:?}",
+            if flag == "--peer-token" {
+                "<hidden>"
+            } else {
+                text
+            }
+        ))),
+    }
+}
+
+impl Peers {
+    /// The peers `config` names, each with its token; clients connect on first use.
+    pub fn from_config(config: &Config) -> Result<Self, ServerError> {
+        let mut tokens = BTreeMap::new();
+        for pair in &config.peer_tokens {
+            let (name, token) = split_pair("--peer-token", pair)?;
+            tokens.insert(name.to_owned(), token.to_owned());
+        }
+        let ca_pem =
+            match &config.peer_ca {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    ServerError::Config(format!("--peer-ca {}: {e}", path.display()))
+                })?),
+                None => None,
+            };
+        let mut list: Vec<Peer> = Vec::new();
+        for pair in &config.peers {
+            let (name, url) = split_pair("--peer", pair)?;
+            CenterId::parse(name)
+                .map_err(|e| ServerError::Config(format!("--peer {pair}: the name: {}", e.0)))?;
+            if list.iter().any(|p| p.name == name) {
+                return Err(ServerError::Config(format!("--peer {name} is given twice")));
+            }
+            let options = ConnectOptions {
+                connect_timeout: config.peer_timeout,
+                request_timeout: config.peer_timeout,
+                token: tokens.remove(name).map(BearerToken::new),
+                tls: TlsOptions {
+                    ca_pem: ca_pem.clone(),
+                    identity: None,
+                },
+            };
+            let options = if url.starts_with("https://") {
+                options
+            } else {
+                ConnectOptions {
+                    tls: TlsOptions::default(),
+                    ..options
+                }
+            };
+            let client = Client::connect_lazy(url, &options)
+                .map_err(|e| ServerError::Config(format!("--peer {name}: {e}")))?;
+            list.push(Peer {
+                name: name.to_owned(),
+                url: url.to_owned(),
+                client,
+            });
+        }
+        if let Some(name) = tokens.keys().next() {
+            return Err(ServerError::Config(format!(
+                "--peer-token for {name:?}, which is not a --peer"
+            )));
+        }
+        Ok(Self {
+            list,
+            timeout: config.peer_timeout,
+            max_hops: config.max_hops,
+        })
+    }
+
+    /// No peers (a registry on its own).
+    pub fn none() -> Self {
+        Self {
+            list: Vec::new(),
+            timeout: Duration::from_secs(2),
+            max_hops: 0,
+        }
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+/// The deadline the caller set (`grpc-timeout`), if any.
+fn caller_deadline(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    let number: u64 = number.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(number.saturating_mul(3600)),
+        "M" => Duration::from_secs(number.saturating_mul(60)),
+        "S" => Duration::from_secs(number),
+        "m" => Duration::from_millis(number),
+        "u" => Duration::from_micros(number),
+        "n" => Duration::from_nanos(number),
+        _ => return None,
+    })
+}
+
+/// What a peer's failure is called in an outcome.
+fn failure_status(error: &ClientError) -> pb::CenterStatus {
+    match error {
+        ClientError::DeadlineExceeded(_) => pb::CenterStatus::TimedOut,
+        ClientError::Unavailable(_) | ClientError::Connect { .. } => pb::CenterStatus::Unavailable,
+        ClientError::Unauthenticated(_) | ClientError::PermissionDenied(_) => {
+            pb::CenterStatus::Refused
+        }
+        _ => pb::CenterStatus::Error,
+    }
+}
+
+fn bounds(count: Option<&pb::Count>, k: u64) -> Bounds {
+    match count {
+        Some(count) => {
+            let precision = match pb::Precision::try_from(count.precision) {
+                Ok(pb::Precision::FewerThan) => merge::Precision::FewerThan,
+                Ok(pb::Precision::MoreThan) => merge::Precision::MoreThan,
+                Ok(pb::Precision::AtLeast) => merge::Precision::AtLeast,
+                Ok(pb::Precision::Exact | pb::Precision::Unspecified) | Err(_) => {
+                    merge::Precision::Exact
+                }
+            };
+            // An impossible report ("fewer than 1") says nothing: unknown.
+            Bounds::from_reported(count.value, precision, k).unwrap_or(UNKNOWN)
+        }
+        None => UNKNOWN,
+    }
+}
+
+/// A count nothing is known of.
+const UNKNOWN: Bounds = Bounds { low: 0, high: None };
+
+fn to_count(bounds: &Bounds, k: u64) -> pb::Count {
+    let (value, precision) = bounds.reported(k);
+    let precision = match precision {
+        merge::Precision::Exact => pb::Precision::Exact,
+        merge::Precision::FewerThan => pb::Precision::FewerThan,
+        merge::Precision::MoreThan => pb::Precision::MoreThan,
+        merge::Precision::AtLeast => pb::Precision::AtLeast,
+    };
+    pb::Count {
+        value,
+        precision: precision.into(),
+    }
+}
+
+/// A center's answer to a full-distribution request, for merging. When it listed as many
+/// cells as it was asked for, cells it did not list have at most as many cases as its
+/// smallest listed one.
+fn part_of(response: &pb::AggregateResponse) -> merge::Part {
+    let k = response.min_cell_count;
+    let cells: Vec<merge::PartCell> = response
+        .cells
+        .iter()
+        .map(|cell| merge::PartCell {
+            keys: cell
+                .keys
+                .iter()
+                .map(|key| merge::Key {
+                    id: key.id.clone(),
+                    label: key.label.clone(),
+                })
+                .collect(),
+            count: bounds(cell.count.as_ref(), k),
+        })
+        .collect();
+    let listed_from = listed_from(cells.len(), 0, cells.iter().map(|c| c.count.high));
+    merge::Part {
+        cells,
+        total: bounds(response.total.as_ref(), k),
+        other: bounds(response.other.as_ref(), k),
+        none: bounds(response.none.as_ref(), k),
+        listed_from,
+    }
+}
+
+/// `listed_from` of an answer that lists `listed` values of a request for at most
+/// [`FULL_DISTRIBUTION`], at threshold `k`: values it did not list have fewer cases than
+/// this.
+fn listed_from(listed: usize, k: u64, smallest_high: impl Iterator<Item = Option<u64>>) -> u64 {
+    let cut = if listed < FULL_DISTRIBUTION as usize {
+        0
+    } else {
+        smallest_high
+            .map(|high| high.map_or(u64::MAX, |h| h.saturating_add(1)))
+            .min()
+            .unwrap_or(0)
+    };
+    cut.max(k)
+}
+
+/// A center's co-occurrence answer, for merging.
+fn co_part_of(response: &pb::CoOccurrenceResponse) -> merge::CoPart {
+    let k = response.min_cell_count;
+    let values: Vec<merge::CoPartValue> = response
+        .values
+        .iter()
+        .map(|value| {
+            let key = value.key.clone().unwrap_or_default();
+            merge::CoPartValue {
+                key: merge::Key {
+                    id: key.id,
+                    label: key.label,
+                },
+                subset: bounds(value.cases.as_ref(), k),
+                registry: bounds(value.registry_cases.as_ref(), k),
+            }
+        })
+        .collect();
+    let listed_from = listed_from(values.len(), k, values.iter().map(|v| v.subset.high));
+    merge::CoPart {
+        values,
+        subset: bounds(response.subset_cases.as_ref(), k),
+        registry: bounds(response.registry_cases.as_ref(), k),
+        listed_from,
+    }
+}
+
+/// A merged co-occurrence as a caller at threshold `k` may see it: below record level, only
+/// values certainly in k or more cases of the subset, and none when the subset may be
+/// smaller than k.
+fn co_wire_of(enriched: &merge::Enriched, k: u64) -> pb::CoOccurrenceResponse {
+    let shown = |value: &merge::EnrichedValue| {
+        k == 0 || (value.subset.low >= k && enriched.subset.low >= k)
+    };
+    pb::CoOccurrenceResponse {
+        values: enriched
+            .values
+            .iter()
+            .filter(|v| shown(v))
+            .map(|value| pb::CoOccurringValue {
+                key: Some(pb::GroupKey {
+                    id: value.key.id.clone(),
+                    label: value.key.label.clone(),
+                }),
+                cases: Some(to_count(&value.subset, k)),
+                registry_cases: Some(to_count(&value.registry, k)),
+                frequency: value.frequency,
+                registry_frequency: value.registry_frequency,
+                ratio: value.ratio,
+                p_value: value.p_value.unwrap_or(f64::NAN),
+                q_value: value.q_value.unwrap_or(f64::NAN),
+            })
+            .collect(),
+        subset_cases: Some(to_count(&enriched.subset, k)),
+        registry_cases: Some(to_count(&enriched.registry, k)),
+        tested: enriched.tested as u64,
+        min_cell_count: k,
+    }
+}
+
+fn wire_of(part: &merge::Part, k: u64) -> pb::AggregateResponse {
+    pb::AggregateResponse {
+        cells: part
+            .cells
+            .iter()
+            .map(|cell| pb::AggregateCell {
+                keys: cell
+                    .keys
+                    .iter()
+                    .map(|key| pb::GroupKey {
+                        id: key.id.clone(),
+                        label: key.label.clone(),
+                    })
+                    .collect(),
+                count: Some(to_count(&cell.count, k)),
+            })
+            .collect(),
+        total: Some(to_count(&part.total, k)),
+        other: Some(to_count(&part.other, k)),
+        none: Some(to_count(&part.none, k)),
+        min_cell_count: k,
+    }
+}
+
+/// The gRPC face of the network.
+#[derive(Debug, Clone)]
+pub struct NetworkService {
+    registry: Arc<Registry>,
+}
+
+/// Where the request goes next, worked out from the route it came with.
+struct Plan {
+    /// The route to give peers.
+    onward: pb::Route,
+    /// Peers to ask, and outcomes for those skipped (already on the route).
+    ask: Vec<Peer>,
+    skipped: Vec<pb::CenterOutcome>,
+    /// When the caller stops waiting, less the margin to answer.
+    deadline: Instant,
+}
+
+impl NetworkService {
+    /// Serves the network of `registry`'s peers.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self { registry }
+    }
+
+    /// Checks the route (a request that already passed through this center is a loop and
+    /// is refused) and decides whom to ask.
+    fn plan(
+        &self,
+        route: Option<pb::Route>,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<Plan, Status> {
+        let me = self.registry.center.to_string();
+        let peers = &self.registry.peers;
+        let route = route.unwrap_or(pb::Route {
+            visited: Vec::new(),
+            hops_left: peers.max_hops,
+        });
+        if route.visited.len() > 64 {
+            return Err(crate::status::invalid_field(
+                "route.visited",
+                "has more than 64 centers",
+            ));
+        }
+        if route.visited.contains(&me) {
+            return Err(Status::failed_precondition(format!(
+                "loop: center {me:?} is already on this request's route ({} → {me})",
+                route.visited.join(" → ")
+            )));
+        }
+        let mut visited = route.visited.clone();
+        visited.push(me);
+        let hops_left = route.hops_left.min(peers.max_hops);
+        let wait = caller_deadline(metadata)
+            .unwrap_or(peers.timeout + ANSWER_MARGIN)
+            .saturating_sub(ANSWER_MARGIN);
+        let (ask, skipped) = if hops_left == 0 {
+            (Vec::new(), Vec::new())
+        } else {
+            let (skip, ask): (Vec<&Peer>, Vec<&Peer>) = peers
+                .list
+                .iter()
+                .partition(|peer| visited.iter().any(|v| v == &peer.name));
+            let skipped = skip
+                .into_iter()
+                .map(|peer| pb::CenterOutcome {
+                    center: peer.name.clone(),
+                    peer: peer.name.clone(),
+                    status: pb::CenterStatus::Loop.into(),
+                    message: format!(
+                        "not asked: already on this request's route ({})",
+                        visited.join(" → ")
+                    ),
+                    ..Default::default()
+                })
+                .collect();
+            (ask.into_iter().cloned().collect(), skipped)
+        };
+        Ok(Plan {
+            onward: pb::Route {
+                visited,
+                hops_left: hops_left.saturating_sub(1),
+            },
+            ask,
+            skipped,
+            deadline: Instant::now() + wait,
+        })
+    }
+
+    /// Asks every peer of `plan` with `call`, at most [`MAX_CONCURRENT_PEERS`] at a time,
+    /// each within the peer timeout and the caller's deadline. Returns each peer's answer or
+    /// failure, with the time it took.
+    async fn fan_out<T, F, Fut>(
+        &self,
+        plan: &Plan,
+        call: F,
+    ) -> Vec<(Peer, Result<T, ClientError>, Duration)>
+    where
+        T: Send + 'static,
+        F: Fn(Client, pb::Route, Duration) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>> + Send + 'static,
+    {
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_PEERS));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, peer) in plan.ask.iter().enumerate() {
+            let left = plan.deadline.saturating_duration_since(Instant::now());
+            let wait = left.min(self.registry.peers.timeout);
+            let future = call(peer.client.clone(), plan.onward.clone(), wait);
+            let slots = Arc::clone(&slots);
+            let deadline = plan.deadline;
+            tasks.spawn(async move {
+                let started = Instant::now();
+                let result = match tokio::time::timeout_at(deadline.into(), async {
+                    let _slot = slots.acquire_owned().await;
+                    future.await
+                })
+                .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(ClientError::DeadlineExceeded(format!(
+                        "no answer within {} ms",
+                        wait.as_millis()
+                    ))),
+                };
+                (i, result, started.elapsed())
+            });
+        }
+        let mut answers: Vec<Option<(Result<T, ClientError>, Duration)>> =
+            plan.ask.iter().map(|_| None).collect();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((i, result, took)) = joined {
+                answers[i] = Some((result, took));
+            }
+        }
+        plan.ask
+            .iter()
+            .cloned()
+            .zip(answers)
+            .map(|(peer, answer)| {
+                let (result, took) = answer.unwrap_or_else(|| {
+                    (
+                        Err(ClientError::Unavailable(
+                            "the call's task failed".to_owned(),
+                        )),
+                        Duration::ZERO,
+                    )
+                });
+                (peer, result, took)
+            })
+            .collect()
+    }
+
+    /// This registry's own outcome: answered, with its HPO release and case count at `k`.
+    fn own_outcome(&self, k: u64) -> pb::CenterOutcome {
+        let active = self.registry.store.index().active_count();
+        pb::CenterOutcome {
+            center: self.registry.center.to_string(),
+            status: pb::CenterStatus::Answered.into(),
+            hpo_version: self.registry.hpo.version().to_owned(),
+            cases: Some(crate::disclosure::count(active, k)),
+            ..Default::default()
+        }
+    }
+
+    /// The outcomes a peer reported (its own and its peers'), marked with the peer's name
+    /// and checked against this registry's HPO release; or one failure outcome.
+    fn peer_outcomes<T>(
+        &self,
+        peer: &Peer,
+        result: &Result<T, ClientError>,
+        took: Duration,
+        reported: impl FnOnce(&T) -> Vec<pb::CenterOutcome>,
+    ) -> Vec<pb::CenterOutcome> {
+        let millis = took.as_millis() as u64;
+        match result {
+            Ok(answer) => reported(answer)
+                .into_iter()
+                .map(|mut outcome| {
+                    if outcome.peer.is_empty() {
+                        outcome.peer = peer.name.clone();
+                        outcome.millis = millis;
+                    } else {
+                        outcome.peer = format!("{}/{}", peer.name, outcome.peer);
+                    }
+                    outcome.hpo_differs = !outcome.hpo_version.is_empty()
+                        && outcome.hpo_version != self.registry.hpo.version();
+                    outcome
+                })
+                .collect(),
+            Err(error) => vec![pb::CenterOutcome {
+                center: peer.name.clone(),
+                peer: peer.name.clone(),
+                status: failure_status(error).into(),
+                message: error.to_string(),
+                millis,
+                ..Default::default()
+            }],
+        }
+    }
+}
+
+fn answered(outcomes: &[pb::CenterOutcome]) -> bool {
+    outcomes.iter().all(|o| {
+        o.status == pb::CenterStatus::Answered as i32 || o.status == pb::CenterStatus::Loop as i32
+    })
+}
+
+#[tonic::async_trait]
+impl Network for NetworkService {
+    async fn network_count(
+        &self,
+        request: Request<pb::NetworkCountRequest>,
+    ) -> Result<Response<pb::NetworkCountResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let plan = self.plan(request.get_ref().route.clone(), request.metadata())?;
+        let pb::NetworkCountRequest { filter, .. } = request.into_inner();
+        let k = caller.min_cell_count(self.registry.min_cell_count);
+        // The local part, exact; protected once, with everything else, at the end.
+        let local = {
+            let index = self.registry.store.index();
+            let query = filter::to_query(filter.as_ref(), "filter", &index).map_err(to_status)?;
+            index.count(&query)
+        };
+        let answers = self
+            .fan_out(&plan, |mut client, route, wait| {
+                let request = pb::NetworkCountRequest {
+                    filter: filter.clone(),
+                    route: Some(route),
+                };
+                async move { client.network_count(request, Some(wait)).await }
+            })
+            .await;
+        let mut total = Bounds::exact(local);
+        let mut exists = local > 0;
+        let mut own = self.own_outcome(k);
+        own.count = Some(crate::disclosure::count(local, k));
+        let mut centers = vec![own];
+        for (peer, result, took) in &answers {
+            if let Ok(answer) = result {
+                // A boolean-level answer has no count: its part is unknown, at least 1 if it
+                // has a match.
+                total = total
+                    + (match &answer.count {
+                        Some(count) => bounds(Some(count), 0),
+                        None => Bounds {
+                            low: u64::from(answer.exists),
+                            high: None,
+                        },
+                    });
+                exists |= answer.exists;
+            }
+            centers.extend(self.peer_outcomes(peer, result, *took, |a| a.centers.clone()));
+        }
+        centers.extend(plan.skipped);
+        let partial = !answered(&centers);
+        Ok(Response::new(pb::NetworkCountResponse {
+            count: match caller.level() {
+                crate::principals::Level::Boolean => None,
+                _ => Some(to_count(&total, k)),
+            },
+            exists,
+            partial,
+            centers,
+        }))
+    }
+
+    async fn network_aggregate(
+        &self,
+        request: Request<pb::NetworkAggregateRequest>,
+    ) -> Result<Response<pb::NetworkAggregateResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let plan = self.plan(request.get_ref().route.clone(), request.metadata())?;
+        let pb::NetworkAggregateRequest { request: asked, .. } = request.into_inner();
+        let asked = asked.unwrap_or_default();
+        let k = caller.min_cell_count(self.registry.min_cell_count);
+        let cut = aggregate::cut_of(&asked).map_err(to_status)?;
+        // Every center, this one included, gives its whole bounded distribution.
+        let full = pb::AggregateRequest {
+            top_n: FULL_DISTRIBUTION,
+            min_count: 0,
+            ..asked.clone()
+        };
+        let local = {
+            let full = full.clone();
+            let registry = Arc::clone(&self.registry);
+            tokio::task::spawn_blocking(move || {
+                aggregate::aggregate(&full, &registry.store.index(), 0)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("aggregate task failed: {e}")))?
+            .map_err(to_status)?
+        };
+        let answers = self
+            .fan_out(&plan, |mut client, route, wait| {
+                let request = pb::NetworkAggregateRequest {
+                    request: Some(full.clone()),
+                    route: Some(route),
+                };
+                async move { client.network_aggregate(request, Some(wait)).await }
+            })
+            .await;
+        let mut parts = vec![part_of(&local)];
+        let mut centers = vec![self.own_outcome(k)];
+        for (peer, result, took) in &answers {
+            if let Ok(answer) = result {
+                parts.push(part_of(&answer.merged.clone().unwrap_or_default()));
+            }
+            centers.extend(self.peer_outcomes(peer, result, *took, |a| a.centers.clone()));
+        }
+        centers.extend(plan.skipped);
+        let merged = merge::merge_aggregates(&parts);
+        let merged = merge::cut(&merged, cut.top, cut.min_count);
+        let partial = !answered(&centers);
+        Ok(Response::new(pb::NetworkAggregateResponse {
+            merged: Some(wire_of(&merged, k)),
+            partial,
+            centers,
+        }))
+    }
+
+    async fn network_co_occurrence(
+        &self,
+        request: Request<pb::NetworkCoOccurrenceRequest>,
+    ) -> Result<Response<pb::NetworkCoOccurrenceResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let plan = self.plan(request.get_ref().route.clone(), request.metadata())?;
+        let pb::NetworkCoOccurrenceRequest { request: asked, .. } = request.into_inner();
+        let asked = asked.unwrap_or_default();
+        let k = caller.min_cell_count(self.registry.min_cell_count);
+        let cut = aggregate::cut_of(&pb::AggregateRequest {
+            top_n: asked.top_n,
+            min_count: asked.min_count,
+            ..Default::default()
+        })
+        .map_err(to_status)?;
+        let full = pb::CoOccurrenceRequest {
+            top_n: FULL_DISTRIBUTION,
+            min_count: 0,
+            ..asked.clone()
+        };
+        let local = {
+            let full = full.clone();
+            let registry = Arc::clone(&self.registry);
+            tokio::task::spawn_blocking(move || {
+                aggregate::cooccurrence(&full, &registry.store.index(), 0)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("co-occurrence task failed: {e}")))?
+            .map_err(to_status)?
+        };
+        let answers = self
+            .fan_out(&plan, |mut client, route, wait| {
+                let request = pb::NetworkCoOccurrenceRequest {
+                    request: Some(full.clone()),
+                    route: Some(route),
+                };
+                async move { client.network_co_occurrence(request, Some(wait)).await }
+            })
+            .await;
+        let mut parts = vec![co_part_of(&local)];
+        let mut centers = vec![self.own_outcome(k)];
+        for (peer, result, took) in &answers {
+            if let Ok(answer) = result {
+                parts.push(co_part_of(&answer.merged.clone().unwrap_or_default()));
+            }
+            centers.extend(self.peer_outcomes(peer, result, *took, |a| a.centers.clone()));
+        }
+        centers.extend(plan.skipped);
+        let merged = merge::merge_cooccurrence(&parts);
+        let enriched = merge::enrich(&merged, cut.top, cut.min_count);
+        let partial = !answered(&centers);
+        Ok(Response::new(pb::NetworkCoOccurrenceResponse {
+            merged: Some(co_wire_of(&enriched, k)),
+            partial,
+            centers,
+        }))
+    }
+
+    async fn network_search(
+        &self,
+        request: Request<pb::NetworkSearchRequest>,
+    ) -> Result<Response<pb::NetworkSearchResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let plan = self.plan(request.get_ref().route.clone(), request.metadata())?;
+        let pb::NetworkSearchRequest {
+            filter, per_center, ..
+        } = request.into_inner();
+        let per_center = match per_center {
+            0 => DEFAULT_HITS_PER_CENTER,
+            n if n > MAX_HITS_PER_CENTER => {
+                return Err(crate::status::invalid_field(
+                    "per_center",
+                    format!(
+                        "is {n}; the limit is {MAX_HITS_PER_CENTER} (0 means {DEFAULT_HITS_PER_CENTER})"
+                    ),
+                ));
+            }
+            n => n,
+        };
+        let k = caller.min_cell_count(self.registry.min_cell_count);
+        let records = caller.level() == crate::principals::Level::Record;
+        // The local part: the count, and summaries only for a record-level caller.
+        let (local, mut hits) = {
+            let filter = filter.clone();
+            let registry = Arc::clone(&self.registry);
+            tokio::task::spawn_blocking(move || -> Result<_, casereg_core::CoreError> {
+                let query = filter::to_query(filter.as_ref(), "filter", &registry.store.index())?;
+                if !records {
+                    return Ok((registry.store.count(&query), Vec::new()));
+                }
+                let page = registry.store.search(&query, per_center, "", false)?;
+                let hits = page
+                    .cases
+                    .into_iter()
+                    .map(|case| crate::service::search_hit(case, &registry.hpo, false))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((page.total, hits))
+            })
+            .await
+            .map_err(|e| Status::internal(format!("search task failed: {e}")))?
+            .map_err(to_status)?
+        };
+        let answers = self
+            .fan_out(&plan, |mut client, route, wait| {
+                let request = pb::NetworkSearchRequest {
+                    filter: filter.clone(),
+                    per_center,
+                    route: Some(route),
+                };
+                async move { client.network_search(request, Some(wait)).await }
+            })
+            .await;
+        let mut total = Bounds::exact(local);
+        let mut exists = local > 0;
+        let mut own = self.own_outcome(k);
+        own.count = Some(crate::disclosure::count(local, k));
+        let mut centers = vec![own];
+        for (peer, result, took) in &answers {
+            if let Ok(answer) = result {
+                total = total
+                    + match &answer.total {
+                        Some(count) => bounds(Some(count), 0),
+                        None => Bounds {
+                            low: u64::from(answer.exists),
+                            high: None,
+                        },
+                    };
+                exists |= answer.exists;
+                if records {
+                    hits.extend(answer.hits.iter().cloned());
+                }
+            }
+            centers.extend(self.peer_outcomes(peer, result, *took, |a| a.centers.clone()));
+        }
+        centers.extend(plan.skipped);
+        let partial = !answered(&centers);
+        Ok(Response::new(pb::NetworkSearchResponse {
+            total: match caller.level() {
+                crate::principals::Level::Boolean => None,
+                _ => Some(to_count(&total, k)),
+            },
+            exists,
+            partial,
+            centers,
+            hits,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_are_read_in_every_unit() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        for (text, expected) in [
+            ("2S", Duration::from_secs(2)),
+            ("1500m", Duration::from_millis(1500)),
+            ("3M", Duration::from_secs(180)),
+            ("7u", Duration::from_micros(7)),
+        ] {
+            metadata.insert("grpc-timeout", text.parse().expect("ascii"));
+            assert_eq!(caller_deadline(&metadata), Some(expected), "{text}");
+        }
+        metadata.insert("grpc-timeout", "soon".parse().expect("ascii"));
+        assert_eq!(caller_deadline(&metadata), None);
+    }
+}
