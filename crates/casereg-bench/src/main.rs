@@ -6,6 +6,8 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use casereg_bench::aggregates::AggregatesArgs;
+use casereg_bench::network::NetworkArgs;
 use casereg_bench::search::SearchArgs;
 use clap::{Parser, Subcommand};
 
@@ -24,12 +26,20 @@ enum Command {
     /// Search: index build and count latency in process (ancestor closure against
     /// descendant union), then start-up and count latency over gRPC.
     Search(SearchArgs),
+    /// Aggregates: the aggregate and co-occurrence calls of `search`, timed in process on
+    /// the same synthetic cases (the index is cached as a snapshot between runs).
+    Aggregates(AggregatesArgs),
+    /// Network: a facet via `NetworkAggregate` across centers holding the cases split
+    /// between them, against the same facet via `Aggregate` on one center holding them all.
+    Network(NetworkArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Search(args) => casereg_bench::search::run(args),
+        Command::Aggregates(args) => casereg_bench::aggregates::run(args),
+        Command::Network(args) => casereg_bench::network::run(args),
     };
     match result {
         Ok(report) => {

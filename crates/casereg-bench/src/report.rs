@@ -25,6 +25,42 @@ impl Markdown {
         self.text.push('\n');
     }
 
+    /// Appends the setup lines every report starts with: the date, the machine, the CPU
+    /// affinity (followed by `affinity_note`), the command and the build.
+    pub fn setup(
+        &mut self,
+        date: &str,
+        machine: &crate::machine::Machine,
+        argv: &[String],
+        affinity_note: &str,
+    ) {
+        self.line(format!("- Date: {date}"));
+        self.line(format!(
+            "- Machine: {}; nproc {} (of {} online CPUs); {} memory; Linux {}",
+            machine.model,
+            machine.nproc,
+            machine.cpus_online,
+            machine.mem_total_kib.map_or_else(
+                || "unknown".to_owned(),
+                |k| format!("{:.1} GiB", k as f64 / 1048576.0)
+            ),
+            machine.kernel
+        ));
+        self.line(format!(
+            "- CPU affinity (`Cpus_allowed_list`): {}{affinity_note}",
+            machine.cpus_allowed
+        ));
+        self.line(format!("- Command: `{}`", command_line(argv)));
+        self.line(format!(
+            "- Build: {}",
+            if cfg!(debug_assertions) {
+                "debug (timings are not representative)"
+            } else {
+                "release"
+            }
+        ));
+    }
+
     /// Appends a table: a header row, a separator (numeric columns right-aligned when
     /// `right` says so) and the rows.
     pub fn table(&mut self, header: &[&str], right: &[bool], rows: &[Vec<String>]) {

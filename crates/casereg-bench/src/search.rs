@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use crate::error::{BenchError, Result};
 use crate::machine::{self, Machine};
 use crate::queries::{BenchQuery, search_queries, union_terms};
-use crate::report::{Markdown, command_line, grouped, mib, num, ratio};
+use crate::report::{Markdown, grouped, mib, num, ratio};
 use crate::synth::{DROP_FEATURE_PROBABILITY, Generator, MAX_ADDED_FEATURES, read_corpus};
 use crate::timing::{Repeat, Samples, micros, millis, time_sync};
 
@@ -313,7 +313,7 @@ fn fresh_data_dir(args: &SearchArgs) -> Result<PathBuf> {
 }
 
 /// Total size of the files under `dir`, in bytes.
-fn dir_size(dir: &Path) -> Result<u64> {
+pub(crate) fn dir_size(dir: &Path) -> Result<u64> {
     let mut total = 0;
     let entries = std::fs::read_dir(dir)
         .map_err(|e| BenchError::io(format!("listing {}", dir.display()), e))?;
@@ -944,31 +944,7 @@ impl Bench<'_> {
         md.blank();
         md.line("## Setup");
         md.blank();
-        md.line(format!("- Date: {date}"));
-        md.line(format!(
-            "- Machine: {}; nproc {} (of {} online CPUs); {} memory; Linux {}",
-            machine.model,
-            machine.nproc,
-            machine.cpus_online,
-            machine.mem_total_kib.map_or_else(
-                || "unknown".to_owned(),
-                |k| format!("{:.1} GiB", k as f64 / 1048576.0)
-            ),
-            machine.kernel
-        ));
-        md.line(format!(
-            "- CPU affinity (`Cpus_allowed_list`): {}",
-            machine.cpus_allowed
-        ));
-        md.line(format!("- Command: `{}`", command_line(argv)));
-        md.line(format!(
-            "- Build: {}",
-            if cfg!(debug_assertions) {
-                "debug (timings are not representative)"
-            } else {
-                "release"
-            }
-        ));
+        md.setup(date, machine, argv, "");
         md.line(format!(
             "- HPO: release {} ({}), loaded in {} ms (measured once, at start)",
             hpo.version(),
@@ -1167,8 +1143,8 @@ impl Bench<'_> {
         );
         md.line(
             "Aggregates over the same connection, timed the same way in rounds of their own \
-         (the server's default small-count protection, k = 5, applied). *returned*: cells or \
-         values in the answer.",
+         (the server runs without principals, so the caller is the local administrator: record \
+         level, exact counts). *returned*: cells or values in the answer.",
         );
         md.blank();
         let rows: Vec<Vec<String>> = phase2
@@ -1201,6 +1177,6 @@ impl Bench<'_> {
 }
 
 /// The current resident set size, for progress lines.
-fn rss_note() -> String {
+pub(crate) fn rss_note() -> String {
     machine::rss_kib().map_or_else(String::new, |k| format!(" (RSS {} MiB)", mib(k * 1024)))
 }

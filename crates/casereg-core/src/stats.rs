@@ -1,13 +1,26 @@
 //! The statistics co-occurrence reports: a one-sided Fisher exact test for enrichment and
 //! the Benjamini–Hochberg adjustment for testing many values at once.
 
+use std::sync::OnceLock;
+
 /// Exact values of `ln(n!)` below this; Stirling's series above (error below 1e-13).
 const EXACT_LN_FACTORIALS: u64 = 256;
+
+/// `ln(n!)` for every `n` below [`EXACT_LN_FACTORIALS`], each summed once, term by term as
+/// [`ln_factorial`] always summed it (so the values are the same to the last bit).
+fn exact_ln_factorials() -> &'static [f64] {
+    static TABLE: OnceLock<Vec<f64>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..EXACT_LN_FACTORIALS)
+            .map(|n| (2..=n).map(|k| (k as f64).ln()).sum())
+            .collect()
+    })
+}
 
 /// `ln(n!)`.
 pub fn ln_factorial(n: u64) -> f64 {
     if n < EXACT_LN_FACTORIALS {
-        return (2..=n).map(|k| (k as f64).ln()).sum();
+        return exact_ln_factorials()[n as usize];
     }
     let x = n as f64;
     let inverse = 1.0 / x;
@@ -35,48 +48,81 @@ const TAIL_EPSILON: f64 = 1e-17;
 /// lower tail is summed instead and subtracted from 1. Either way the work is about the
 /// width of the distribution, not the size of the registry.
 pub fn fisher_greater(hits: u64, subset: u64, with_value: u64, population: u64) -> f64 {
-    let (n, k, total) = (subset, with_value, population);
-    let lowest = n.saturating_sub(total - k);
-    let highest = n.min(k);
-    if hits <= lowest {
-        return 1.0;
-    }
-    if hits > highest {
-        return 0.0;
-    }
-    let pmf = |i: u64| (ln_choose(k, i) + ln_choose(total - k, n - i) - ln_choose(total, n)).exp();
-    // P(X = i + 1) / P(X = i).
-    let up = |i: u64| {
-        ((k - i) as f64 * (n - i) as f64) / ((i + 1) as f64 * (total - k - n + i + 1) as f64)
-    };
-    let mean = n as f64 * k as f64 / total as f64;
-    if hits as f64 >= mean {
-        let mut term = pmf(hits);
-        let mut sum = term;
-        let mut i = hits;
-        while i < highest {
-            term *= up(i);
-            i += 1;
-            sum += term;
-            if term <= sum * TAIL_EPSILON {
-                break;
-            }
+    Enrichment::new(subset, population).p_value(hits, with_value)
+}
+
+/// [`fisher_greater`] for many values against one subset of one population, as
+/// co-occurrence tests them: what every test shares is computed once (with the same
+/// operations, so each p-value is the same to the last bit).
+#[derive(Debug, Clone, Copy)]
+pub struct Enrichment {
+    subset: u64,
+    population: u64,
+    /// `ln C(population, subset)`, the denominator of every probability.
+    ln_draws: f64,
+}
+
+impl Enrichment {
+    /// Tests against a subset of `subset` cases of `population` cases.
+    pub fn new(subset: u64, population: u64) -> Self {
+        Self {
+            subset,
+            population,
+            ln_draws: if subset <= population {
+                ln_choose(population, subset)
+            } else {
+                f64::NAN
+            },
         }
-        sum.min(1.0)
-    } else {
-        // 1 − P(X ≤ hits − 1), summed downwards from hits − 1.
-        let mut i = hits - 1;
-        let mut term = pmf(i);
-        let mut sum = term;
-        while i > lowest {
-            term /= up(i - 1);
-            i -= 1;
-            sum += term;
-            if term <= sum * TAIL_EPSILON {
-                break;
-            }
+    }
+
+    /// [`fisher_greater`] of `hits` in the subset among `with_value` cases of the
+    /// population with the value.
+    pub fn p_value(&self, hits: u64, with_value: u64) -> f64 {
+        let (n, k, total) = (self.subset, with_value, self.population);
+        let lowest = n.saturating_sub(total - k);
+        let highest = n.min(k);
+        if hits <= lowest {
+            return 1.0;
         }
-        (1.0 - sum).clamp(0.0, 1.0)
+        if hits > highest {
+            return 0.0;
+        }
+        let pmf = |i: u64| (ln_choose(k, i) + ln_choose(total - k, n - i) - self.ln_draws).exp();
+        // P(X = i + 1) / P(X = i). `total + i + 1 >= k + n` for every `i >= lowest`, while
+        // `total - k - n` alone is negative when the subset and the value must overlap.
+        let up = |i: u64| {
+            ((k - i) as f64 * (n - i) as f64) / ((i + 1) as f64 * (total + i + 1 - k - n) as f64)
+        };
+        let mean = n as f64 * k as f64 / total as f64;
+        if hits as f64 >= mean {
+            let mut term = pmf(hits);
+            let mut sum = term;
+            let mut i = hits;
+            while i < highest {
+                term *= up(i);
+                i += 1;
+                sum += term;
+                if term <= sum * TAIL_EPSILON {
+                    break;
+                }
+            }
+            sum.min(1.0)
+        } else {
+            // 1 − P(X ≤ hits − 1), summed downwards from hits − 1.
+            let mut i = hits - 1;
+            let mut term = pmf(i);
+            let mut sum = term;
+            while i > lowest {
+                term /= up(i - 1);
+                i -= 1;
+                sum += term;
+                if term <= sum * TAIL_EPSILON {
+                    break;
+                }
+            }
+            (1.0 - sum).clamp(0.0, 1.0)
+        }
     }
 }
 
@@ -115,9 +161,36 @@ mod tests {
         assert_eq!(fisher_greater(40_000, 45_000, 50_000, 1_000_000), 0.0);
         // Nothing more than expected: p = 1 at or below the smallest possible count.
         assert!(close(fisher_greater(0, 4, 4, 8), 1.0));
+        // A subset and a value so large that they must overlap (here in at least 20 of the
+        // 40 cases): 1 − P(X ≤ 21) = 1 − (C(30,20)·C(10,10) + C(30,21)·C(10,9)) / C(40,30),
+        // and an upper tail, (C(8,7)·C(2,1) + C(8,8)·C(2,0)) / C(10,8).
+        assert!(close(
+            fisher_greater(22, 30, 30, 40),
+            1.0 - 173_116_515.0 / 847_660_528.0
+        ));
+        assert!(close(fisher_greater(7, 8, 8, 10), 17.0 / 45.0));
         // [[10, 2], [3, 15]]: the upper tail summed with exact integer binomials is
         // 0.000465181 (sum over i = 10..=12 of C(13,i)·C(17,12−i) / C(30,12)).
         assert!((fisher_greater(10, 12, 13, 30) - 0.000_465_181).abs() < 1e-8);
+    }
+
+    #[test]
+    fn the_table_holds_the_exact_sums_to_the_last_bit() {
+        for n in 0..EXACT_LN_FACTORIALS {
+            let sum: f64 = (2..=n).map(|k| (k as f64).ln()).sum();
+            assert_eq!(ln_factorial(n).to_bits(), sum.to_bits(), "{n}");
+        }
+    }
+
+    #[test]
+    fn many_tests_against_one_subset_equal_single_tests() {
+        let test = Enrichment::new(5_000, 1_000_000);
+        for (hits, with_value) in [(0, 10), (3, 10), (150, 40_000), (260, 40_000), (10, 11)] {
+            assert_eq!(
+                test.p_value(hits, with_value).to_bits(),
+                fisher_greater(hits, 5_000, with_value, 1_000_000).to_bits()
+            );
+        }
     }
 
     #[test]
