@@ -17,10 +17,13 @@ COPY --from=build /src/target/release/casereg-server /src/target/release/casereg
 USER casereg
 WORKDIR /var/lib/casereg
 VOLUME ["/var/lib/casereg"]
-# Inside the container the server must listen on all interfaces to be reachable at all;
-# CASEREG_INSECURE acknowledges that it has no authentication of its own.
+# Inside the container the server must listen on all interfaces to be reachable at all, so
+# it needs principals (create them in the volume first, see the README). CASEREG_INSECURE
+# allows plain HTTP/2 for deployments where a proxy terminates TLS; give --tls-cert and
+# --tls-key otherwise.
 ENV CASEREG_LISTEN=0.0.0.0:50051 \
     CASEREG_DATA_DIR=/var/lib/casereg/data \
+    CASEREG_PRINCIPALS=/var/lib/casereg/principals.toml \
     CASEREG_INSECURE=true \
     CASEREG_LOG_FORMAT=json
 EXPOSE 50051
