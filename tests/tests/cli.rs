@@ -144,3 +144,39 @@ async fn cli_accepts_snake_case_keys_and_enum_numbers() {
     let human = run(&server, &["get", &id]).await.unwrap();
     assert!(human.contains("s1, female"), "{human}");
 }
+
+#[tokio::test]
+async fn stats_as_csv_by_format_or_flag_and_csv_refused_elsewhere() {
+    let server = TestServer::start().await;
+    run(&server, &["add", &seed_path()]).await.unwrap();
+    let by_format = run(
+        &server,
+        &[
+            "--format",
+            "csv",
+            "stats",
+            "--by",
+            "treatment",
+            "--by",
+            "response",
+        ],
+    )
+    .await
+    .unwrap();
+    let by_flag = run(
+        &server,
+        &["stats", "--by", "treatment", "--by", "response", "--csv"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_format, by_flag);
+    assert!(by_format.lines().count() > 1, "{by_format}");
+    let error = run(&server, &["--format", "csv", "info"])
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("csv is for `casereg stats`"),
+        "{error}"
+    );
+    server.stop().await;
+}

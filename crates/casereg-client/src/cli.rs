@@ -22,6 +22,8 @@ pub enum Format {
     Human,
     /// The server's response as proto3 JSON.
     Json,
+    /// `stats` only: one row per cell with ids, labels and the count (as `--csv`).
+    Csv,
 }
 
 /// casereg: rare-disease case registry client.
@@ -407,6 +409,12 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     {
         crate::query::parse_query(query)?;
     }
+    if cli.format == Format::Csv && !matches!(cli.command, Command::Stats { .. }) {
+        return Err(CliError::Client(ClientError::Input {
+            path: "--format".to_owned(),
+            message: "csv is for `casereg stats`; use human or json here".to_owned(),
+        }));
+    }
     let mut client = Client::connect(&cli.server, &options).await?;
     let format = cli.format;
     match cli.command {
@@ -415,7 +423,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let response = client.create_case(phenopacket).await?;
             match format {
                 Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
-                Format::Human => {
+                Format::Human | Format::Csv => {
                     let case = response.case.unwrap_or_default();
                     let verb = if response.created {
                         "created"
@@ -449,7 +457,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             } else {
                 match format {
                     Format::Json => writeln!(out, "{}", to_pretty_json(&case))?,
-                    Format::Human => write_case(out, &case)?,
+                    Format::Human | Format::Csv => write_case(out, &case)?,
                 }
             }
         }
@@ -479,7 +487,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     };
                     writeln!(out, "{}", to_pretty_json(&listing))?;
                 }
-                Format::Human => write_listing(out, &cases, &token)?,
+                Format::Human | Format::Csv => write_listing(out, &cases, &token)?,
             }
         }
         Command::Audit {
@@ -505,7 +513,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     };
                     writeln!(out, "{}", to_pretty_json(&listing))?;
                 }
-                Format::Human => write_audit(out, &entries, after)?,
+                Format::Human | Format::Csv => write_audit(out, &entries, after)?,
             }
         }
         Command::Update {
@@ -517,7 +525,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let response = client.update_case(&case_id, version, phenopacket).await?;
             match format {
                 Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
-                Format::Human => {
+                Format::Human | Format::Csv => {
                     let case = response.case.unwrap_or_default();
                     if response.changed {
                         writeln!(
@@ -544,7 +552,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let case = client.delete_case(&case_id, version, &reason).await?;
             match format {
                 Format::Json => writeln!(out, "{}", to_pretty_json(&case))?,
-                Format::Human => writeln!(
+                Format::Human | Format::Csv => writeln!(
                     out,
                     "retracted: case {} (version {}); kept for audit, read it with --include-retracted",
                     case.case_id, case.version
@@ -577,7 +585,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     "{}",
                     serde_json::to_string_pretty(&report_data).map_err(std::io::Error::other)?
                 )?,
-                Format::Human => crate::import_cli::write_summary(out, &report_data)?,
+                Format::Human | Format::Csv => crate::import_cli::write_summary(out, &report_data)?,
             }
             if report_data.rejected > 0 {
                 let hint = match &report {
@@ -622,7 +630,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let response = client.network_search(request, None).await?;
             match format {
                 Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
-                Format::Human => {
+                Format::Human | Format::Csv => {
                     if !response.hits.is_empty() {
                         write_hits(out, &response.hits, None, &query, "")?;
                     }
@@ -670,7 +678,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     };
                     writeln!(out, "{}", to_pretty_json(&response))?;
                 }
-                Format::Human => write_hits(out, &hits, Some(total), &query, &token)?,
+                Format::Human | Format::Csv => write_hits(out, &hits, Some(total), &query, &token)?,
             }
         }
         Command::Stats {
@@ -718,13 +726,16 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             } else {
                 (client.aggregate(request).await?, None)
             };
+            let csv = csv || format == Format::Csv;
             if let (Some((centers, partial)), Format::Human, false) = (&centers, format, csv) {
                 crate::stats::write_centers(out, centers, *partial)?;
             }
             match (format, csv) {
                 (_, true) => crate::stats::write_csv(out, &response)?,
                 (Format::Json, false) => writeln!(out, "{}", to_pretty_json(&response))?,
-                (Format::Human, false) => crate::stats::write_table(out, &response, &by)?,
+                (Format::Human | Format::Csv, false) => {
+                    crate::stats::write_table(out, &response, &by)?
+                }
             }
         }
         Command::Cooccur {
@@ -777,7 +788,9 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             for (dimension, response) in &responses {
                 match format {
                     Format::Json => writeln!(out, "{}", to_pretty_json(response))?,
-                    Format::Human => crate::stats::write_cooccurrence(out, *dimension, response)?,
+                    Format::Human | Format::Csv => {
+                        crate::stats::write_cooccurrence(out, *dimension, response)?
+                    }
                 }
             }
         }
@@ -796,7 +809,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let response = client.network_count(request, None).await?;
             match format {
                 Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
-                Format::Human => {
+                Format::Human | Format::Csv => {
                     match &response.count {
                         Some(count) => writeln!(out, "{}", crate::stats::count_text(Some(count)))?,
                         None => writeln!(out, "{}", if response.exists { "yes" } else { "no" })?,
@@ -817,7 +830,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             match format {
                 Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
                 // At boolean level there is no count, only whether a case matches.
-                Format::Human => match &response.count {
+                Format::Human | Format::Csv => match &response.count {
                     Some(count) => writeln!(out, "{}", crate::stats::count_text(Some(count)))?,
                     None => writeln!(out, "{}", if response.exists { "yes" } else { "no" })?,
                 },
@@ -835,19 +848,19 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 let response = client.term_relatives(query.trim(), ancestors).await?;
                 match format {
                     Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
-                    Format::Human => write_relatives(out, &response, ancestors)?,
+                    Format::Human | Format::Csv => write_relatives(out, &response, ancestors)?,
                 }
             } else if looks_like_id {
                 let response = client.get_term(query.trim()).await?;
                 match format {
                     Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
-                    Format::Human => write_term(out, &response)?,
+                    Format::Human | Format::Csv => write_term(out, &response)?,
                 }
             } else {
                 let response = client.search_terms(&query, limit, include_obsolete).await?;
                 match format {
                     Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
-                    Format::Human => write_term_matches(out, &response)?,
+                    Format::Human | Format::Csv => write_term_matches(out, &response)?,
                 }
             }
         }
@@ -855,7 +868,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let info = client.registry_info().await?;
             match format {
                 Format::Json => writeln!(out, "{}", to_pretty_json(&info))?,
-                Format::Human => write_info(out, &info)?,
+                Format::Human | Format::Csv => write_info(out, &info)?,
             }
         }
         Command::Health => {
@@ -863,7 +876,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let name = status.as_str_name();
             match format {
                 Format::Json => writeln!(out, "{{\"status\": \"{name}\"}}")?,
-                Format::Human => writeln!(out, "{name}")?,
+                Format::Human | Format::Csv => writeln!(out, "{name}")?,
             }
             if status != ServingStatus::Serving {
                 return Err(CliError::NotServing(name.to_owned()));
