@@ -494,6 +494,28 @@ impl NetworkService {
             .collect()
     }
 
+    /// The peers' answers that arrived, and every center's outcome: this registry's own
+    /// (`own`) first, then each peer's (its own and those it reports), then the peers not
+    /// asked because they are on the route.
+    fn collect<T: Clone>(
+        &self,
+        plan: Plan,
+        own: pb::CenterOutcome,
+        answers: Vec<(Peer, Result<T, ClientError>, Duration)>,
+        reported: impl Fn(&T) -> Vec<pb::CenterOutcome>,
+    ) -> (Vec<T>, Vec<pb::CenterOutcome>) {
+        let mut centers = vec![own];
+        let mut arrived = Vec::with_capacity(answers.len());
+        for (peer, result, took) in &answers {
+            centers.extend(self.peer_outcomes(peer, result, *took, &reported));
+            if let Ok(answer) = result {
+                arrived.push(answer.clone());
+            }
+        }
+        centers.extend(plan.skipped);
+        (arrived, centers)
+    }
+
     /// This registry's own outcome: answered, with its HPO release and case count at `k`.
     fn own_outcome(&self, k: u64) -> pb::CenterOutcome {
         let active = self.registry.store.index().active_count();
@@ -513,7 +535,7 @@ impl NetworkService {
         peer: &Peer,
         result: &Result<T, ClientError>,
         took: Duration,
-        reported: impl FnOnce(&T) -> Vec<pb::CenterOutcome>,
+        reported: impl Fn(&T) -> Vec<pb::CenterOutcome>,
     ) -> Vec<pb::CenterOutcome> {
         let millis = took.as_millis() as u64;
         match result {
@@ -540,6 +562,18 @@ impl NetworkService {
                 ..Default::default()
             }],
         }
+    }
+}
+
+/// A count a peer reported: its bounds, or for a boolean-level answer (no count) unknown, at
+/// least 1 if it has a match.
+fn reported_count(count: Option<&pb::Count>, exists: bool) -> Bounds {
+    match count {
+        Some(count) => bounds(Some(count), 0),
+        None => Bounds {
+            low: u64::from(exists),
+            high: None,
+        },
     }
 }
 
@@ -574,28 +608,15 @@ impl Network for NetworkService {
                 async move { client.network_count(request, Some(wait)).await }
             })
             .await;
-        let mut total = Bounds::exact(local);
-        let mut exists = local > 0;
         let mut own = self.own_outcome(k);
         own.count = Some(crate::disclosure::count(local, k));
-        let mut centers = vec![own];
-        for (peer, result, took) in &answers {
-            if let Ok(answer) = result {
-                // A boolean-level answer has no count: its part is unknown, at least 1 if it
-                // has a match.
-                total = total
-                    + (match &answer.count {
-                        Some(count) => bounds(Some(count), 0),
-                        None => Bounds {
-                            low: u64::from(answer.exists),
-                            high: None,
-                        },
-                    });
-                exists |= answer.exists;
-            }
-            centers.extend(self.peer_outcomes(peer, result, *took, |a| a.centers.clone()));
-        }
-        centers.extend(plan.skipped);
+        let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
+        let total = Bounds::exact(local)
+            + arrived
+                .iter()
+                .map(|a| reported_count(a.count.as_ref(), a.exists))
+                .sum::<Bounds>();
+        let exists = local > 0 || arrived.iter().any(|a| a.exists);
         let partial = !answered(&centers);
         Ok(Response::new(pb::NetworkCountResponse {
             count: match caller.level() {
@@ -643,15 +664,15 @@ impl Network for NetworkService {
                 async move { client.network_aggregate(request, Some(wait)).await }
             })
             .await;
-        let mut parts = vec![part_of(&local)];
-        let mut centers = vec![self.own_outcome(k)];
-        for (peer, result, took) in &answers {
-            if let Ok(answer) = result {
-                parts.push(part_of(&answer.merged.clone().unwrap_or_default()));
-            }
-            centers.extend(self.peer_outcomes(peer, result, *took, |a| a.centers.clone()));
-        }
-        centers.extend(plan.skipped);
+        let own = self.own_outcome(k);
+        let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
+        let parts: Vec<merge::Part> = std::iter::once(part_of(&local))
+            .chain(
+                arrived
+                    .iter()
+                    .map(|a| part_of(&a.merged.clone().unwrap_or_default())),
+            )
+            .collect();
         let merged = merge::merge_aggregates(&parts);
         let merged = merge::cut(&merged, cut.top, cut.min_count);
         let partial = !answered(&centers);
@@ -701,15 +722,15 @@ impl Network for NetworkService {
                 async move { client.network_co_occurrence(request, Some(wait)).await }
             })
             .await;
-        let mut parts = vec![co_part_of(&local)];
-        let mut centers = vec![self.own_outcome(k)];
-        for (peer, result, took) in &answers {
-            if let Ok(answer) = result {
-                parts.push(co_part_of(&answer.merged.clone().unwrap_or_default()));
-            }
-            centers.extend(self.peer_outcomes(peer, result, *took, |a| a.centers.clone()));
-        }
-        centers.extend(plan.skipped);
+        let own = self.own_outcome(k);
+        let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
+        let parts: Vec<merge::CoPart> = std::iter::once(co_part_of(&local))
+            .chain(
+                arrived
+                    .iter()
+                    .map(|a| co_part_of(&a.merged.clone().unwrap_or_default())),
+            )
+            .collect();
         let merged = merge::merge_cooccurrence(&parts);
         let enriched = merge::enrich(&merged, cut.top, cut.min_count);
         let partial = !answered(&centers);
@@ -774,29 +795,18 @@ impl Network for NetworkService {
                 async move { client.network_search(request, Some(wait)).await }
             })
             .await;
-        let mut total = Bounds::exact(local);
-        let mut exists = local > 0;
         let mut own = self.own_outcome(k);
         own.count = Some(crate::disclosure::count(local, k));
-        let mut centers = vec![own];
-        for (peer, result, took) in &answers {
-            if let Ok(answer) = result {
-                total = total
-                    + match &answer.total {
-                        Some(count) => bounds(Some(count), 0),
-                        None => Bounds {
-                            low: u64::from(answer.exists),
-                            high: None,
-                        },
-                    };
-                exists |= answer.exists;
-                if records {
-                    hits.extend(answer.hits.iter().cloned());
-                }
-            }
-            centers.extend(self.peer_outcomes(peer, result, *took, |a| a.centers.clone()));
+        let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
+        let total = Bounds::exact(local)
+            + arrived
+                .iter()
+                .map(|a| reported_count(a.total.as_ref(), a.exists))
+                .sum::<Bounds>();
+        let exists = local > 0 || arrived.iter().any(|a| a.exists);
+        if records {
+            hits.extend(arrived.into_iter().flat_map(|a| a.hits));
         }
-        centers.extend(plan.skipped);
         let partial = !answered(&centers);
         Ok(Response::new(pb::NetworkSearchResponse {
             total: match caller.level() {
