@@ -516,6 +516,18 @@ impl NetworkService {
         (arrived, centers)
     }
 
+    /// Runs this registry's own part of a network call on the blocking pool.
+    async fn local<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Registry) -> Result<T, casereg_core::CoreError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let registry = Arc::clone(&self.registry);
+        tokio::task::spawn_blocking(move || work(&registry))
+            .await
+            .map_err(|e| Status::internal(format!("local part failed: {e}")))?
+            .map_err(to_status)
+    }
+
     /// This registry's own outcome: answered, with its HPO release and case count at `k`.
     fn own_outcome(&self, k: u64) -> pb::CenterOutcome {
         let active = self.registry.store.index().active_count();
@@ -647,13 +659,8 @@ impl Network for NetworkService {
         };
         let local = {
             let full = full.clone();
-            let registry = Arc::clone(&self.registry);
-            tokio::task::spawn_blocking(move || {
-                aggregate::aggregate(&full, &registry.store.index(), 0)
-            })
-            .await
-            .map_err(|e| Status::internal(format!("aggregate task failed: {e}")))?
-            .map_err(to_status)?
+            self.local(move |r| aggregate::aggregate(&full, &r.store.index(), 0))
+                .await?
         };
         let answers = self
             .fan_out(&plan, |mut client, route, wait| {
@@ -705,13 +712,8 @@ impl Network for NetworkService {
         };
         let local = {
             let full = full.clone();
-            let registry = Arc::clone(&self.registry);
-            tokio::task::spawn_blocking(move || {
-                aggregate::cooccurrence(&full, &registry.store.index(), 0)
-            })
-            .await
-            .map_err(|e| Status::internal(format!("co-occurrence task failed: {e}")))?
-            .map_err(to_status)?
+            self.local(move |r| aggregate::cooccurrence(&full, &r.store.index(), 0))
+                .await?
         };
         let answers = self
             .fan_out(&plan, |mut client, route, wait| {
@@ -767,8 +769,7 @@ impl Network for NetworkService {
         // The local part: the count, and summaries only for a record-level caller.
         let (local, mut hits) = {
             let filter = filter.clone();
-            let registry = Arc::clone(&self.registry);
-            tokio::task::spawn_blocking(move || -> Result<_, casereg_core::CoreError> {
+            self.local(move |registry| {
                 let query = filter::to_query(filter.as_ref(), "filter", &registry.store.index())?;
                 if !records {
                     return Ok((registry.store.count(&query), Vec::new()));
@@ -781,9 +782,7 @@ impl Network for NetworkService {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((page.total, hits))
             })
-            .await
-            .map_err(|e| Status::internal(format!("search task failed: {e}")))?
-            .map_err(to_status)?
+            .await?
         };
         let answers = self
             .fan_out(&plan, |mut client, route, wait| {
