@@ -18,6 +18,8 @@ pub enum BenchError {
     Check(String),
     /// The registry (store, server or client) failed.
     Registry(String),
+    /// The PostgreSQL peer (its programs, server or client) failed.
+    Peer(String),
 }
 
 impl BenchError {
@@ -33,6 +35,11 @@ impl BenchError {
     pub fn registry(context: &str, error: impl fmt::Display) -> Self {
         Self::Registry(format!("{context}: {error}"))
     }
+
+    /// A PostgreSQL peer error with what was being done.
+    pub fn peer(context: &str, error: impl fmt::Display) -> Self {
+        Self::Peer(format!("{context}: {error}"))
+    }
 }
 
 impl fmt::Display for BenchError {
@@ -42,6 +49,7 @@ impl fmt::Display for BenchError {
             Self::Input(message) => write!(f, "input: {message}"),
             Self::Check(message) => write!(f, "cross-check failed: {message}"),
             Self::Registry(message) => write!(f, "registry: {message}"),
+            Self::Peer(message) => write!(f, "PostgreSQL: {message}"),
         }
     }
 }

@@ -16,10 +16,12 @@ pub mod aggregates;
 pub mod error;
 pub mod machine;
 pub mod network;
+pub mod postgres;
 pub mod queries;
 pub mod report;
 pub mod rng;
 pub mod search;
+pub mod suite;
 pub mod synth;
 pub mod timing;
 

@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use casereg_bench::aggregates::AggregatesArgs;
 use casereg_bench::network::NetworkArgs;
 use casereg_bench::search::SearchArgs;
+use casereg_bench::suite::SuiteArgs;
 use clap::{Parser, Subcommand};
 
 /// casereg-bench: benchmarks of the casereg registry on synthetic cases calibrated on the
@@ -32,6 +33,9 @@ enum Command {
     /// Network: a facet via `NetworkAggregate` across centers holding the cases split
     /// between them, against the same facet via `Aggregate` on one center holding them all.
     Network(NetworkArgs),
+    /// Suite: casereg's release server against PostgreSQL and the gRPC floor on the same
+    /// synthetic cases, workloads W0–W7, with a markdown report (see bench/suite.sh).
+    Suite(SuiteArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
         Command::Search(args) => casereg_bench::search::run(args),
         Command::Aggregates(args) => casereg_bench::aggregates::run(args),
         Command::Network(args) => casereg_bench::network::run(args),
+        Command::Suite(args) => casereg_bench::suite::run(args),
     };
     match result {
         Ok(report) => {

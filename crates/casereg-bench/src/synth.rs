@@ -7,7 +7,8 @@
 //! (so common features are drawn more often, and excluded ones stay excluded). Ages
 //! (`TimeElement`s) are left as the template has them: they already vary across templates.
 //!
-//! Templates are *compact*: only `subject`, `phenotypicFeatures`, `diseases`,
+//! Templates are *compact* (for `search`, `aggregates` and `network`; [`Generator::full`] keeps
+//! whole records, for `suite`): only `subject`, `phenotypicFeatures`, `diseases`,
 //! `interpretations` and `metaData` are kept, so biosamples, files, measurements and medical
 //! actions are gone. That keeps generation fast and the records small; it also means the
 //! stored bytes per case are below those of the real corpus.
@@ -75,8 +76,22 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// A generator drawing from `records` with `seed`.
+    /// A generator drawing from `records` with `seed`, from compact templates.
     pub fn new(records: Vec<pb::Phenopacket>, seed: u64) -> Result<Self> {
+        Self::with_templates(records, seed, compact)
+    }
+
+    /// A generator drawing from `records` with `seed`, keeping whole records as templates
+    /// (biosamples, measurements, medical actions and all): cases of the corpus's size.
+    pub fn full(records: Vec<pb::Phenopacket>, seed: u64) -> Result<Self> {
+        Self::with_templates(records, seed, |r| r)
+    }
+
+    fn with_templates(
+        records: Vec<pb::Phenopacket>,
+        seed: u64,
+        template: fn(pb::Phenopacket) -> pb::Phenopacket,
+    ) -> Result<Self> {
         let sexes: Vec<i32> = records
             .iter()
             .map(|r| r.subject.as_ref().map_or(0, |s| s.sex))
@@ -101,7 +116,7 @@ impl Generator {
         }
         Ok(Self {
             seed,
-            templates: records.into_iter().map(compact).collect(),
+            templates: records.into_iter().map(template).collect(),
             sexes,
             pool,
         })

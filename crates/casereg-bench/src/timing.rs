@@ -34,6 +34,16 @@ impl Samples {
         self.sorted[rank.clamp(1, self.sorted.len()) - 1]
     }
 
+    /// How many durations there are.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
     /// The median.
     pub fn p50(&self) -> Duration {
         self.percentile(50.0)

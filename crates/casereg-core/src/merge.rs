@@ -15,7 +15,7 @@
 //! from 1 to k−1 more precisely than "not zero".
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::iter::Sum;
 use std::ops::Add;
 
@@ -238,9 +238,15 @@ fn listed_from(max: u64) -> u64 {
 /// not depend on the order parts are merged in.
 fn reconcile(labels: &mut BTreeMap<String, String>, key: &Key) {
     let label = labels.entry(key.id.clone()).or_default();
-    if !key.label.is_empty() && (label.is_empty() || key.label < *label) {
+    if prefer(&key.label, label) {
         label.clone_from(&key.label);
     }
+}
+
+/// Whether `label` replaces `current` under the reconciling rule: the smallest non-empty
+/// label wins.
+fn prefer(label: &str, current: &str) -> bool {
+    !label.is_empty() && (current.is_empty() || label < current)
 }
 
 fn keyed(id: &str, labels: &BTreeMap<String, String>) -> Key {
@@ -250,8 +256,14 @@ fn keyed(id: &str, labels: &BTreeMap<String, String>) -> Key {
     }
 }
 
-fn cell_ids(cell: &PartCell) -> Vec<String> {
-    cell.keys.iter().map(|k| k.id.clone()).collect()
+/// A cell's key ids, in order, borrowed.
+fn cell_ids(cell: &PartCell) -> impl Iterator<Item = &str> {
+    cell.keys.iter().map(|k| k.id.as_str())
+}
+
+/// Cells ordered by their key ids.
+fn by_ids(a: &PartCell, b: &PartCell) -> Ordering {
+    cell_ids(a).cmp(cell_ids(b))
 }
 
 /// Merges the aggregates of several centers: associative and commutative, cells sorted by
@@ -272,41 +284,72 @@ fn cell_ids(cell: &PartCell) -> Vec<String> {
 ///
 /// A part that lists the same cell twice has both counts added.
 pub fn merge_aggregates(parts: &[Part]) -> Part {
-    let mut labels = BTreeMap::new();
-    let mut ids: BTreeSet<Vec<String>> = BTreeSet::new();
-    for cell in parts.iter().flat_map(|p| &p.cells) {
-        for key in &cell.keys {
-            reconcile(&mut labels, key);
-        }
-        ids.insert(cell_ids(cell));
-    }
-    let mut counts: BTreeMap<Vec<String>, Bounds> =
-        ids.into_iter().map(|ids| (ids, Bounds::ZERO)).collect();
+    // Every distinct cell (by key ids) gets a slot; labels are reconciled per id. Ids and
+    // labels are borrowed until the merged cells are built.
+    let mut slots: HashMap<Vec<&str>, usize> = HashMap::new();
+    let mut first_seen: Vec<&PartCell> = Vec::new();
+    let mut labels: HashMap<&str, &str> = HashMap::new();
+    let part_slots: Vec<Vec<usize>> = parts
+        .iter()
+        .map(|part| {
+            part.cells
+                .iter()
+                .map(|cell| {
+                    for key in &cell.keys {
+                        let label = labels.entry(key.id.as_str()).or_insert("");
+                        if prefer(&key.label, label) {
+                            *label = key.label.as_str();
+                        }
+                    }
+                    let next = first_seen.len();
+                    let slot = *slots.entry(cell_ids(cell).collect()).or_insert(next);
+                    if slot == next {
+                        first_seen.push(cell);
+                    }
+                    slot
+                })
+                .collect()
+        })
+        .collect();
+    let mut counts = vec![Bounds::ZERO; first_seen.len()];
     let mut hidden = 0u64;
-    for part in parts {
+    let mut listed = vec![false; first_seen.len()];
+    for (part, slots) in parts.iter().zip(&part_slots) {
         let unlisted = unlisted_max(part.listed_from, part.total);
         hidden = hidden.saturating_add(unlisted);
-        let mut own: BTreeMap<Vec<String>, Bounds> = BTreeMap::new();
-        for cell in &part.cells {
-            let count = own.entry(cell_ids(cell)).or_insert(Bounds::ZERO);
-            *count = *count + cell.count;
+        listed.fill(false);
+        for (cell, &slot) in part.cells.iter().zip(slots) {
+            counts[slot] = counts[slot] + cell.count;
+            listed[slot] = true;
         }
-        for (ids, count) in &mut counts {
-            let mine = own.get(ids).copied();
-            *count = *count + mine.unwrap_or(Bounds::at_most(unlisted));
+        if unlisted > 0 {
+            for (count, _) in counts.iter_mut().zip(&listed).filter(|(_, l)| !**l) {
+                *count = *count + Bounds::at_most(unlisted);
+            }
         }
     }
+    let mut order: Vec<usize> = (0..first_seen.len()).collect();
+    order.sort_unstable_by(|&a, &b| by_ids(first_seen[a], first_seen[b]));
     let sum = |of: fn(&Part) -> Bounds| parts.iter().map(of).sum::<Bounds>();
     let mut other = sum(|p| p.other);
     if hidden > 0 {
         other.low = 0;
     }
     Part {
-        cells: counts
+        cells: order
             .into_iter()
-            .map(|(ids, count)| PartCell {
-                keys: ids.iter().map(|id| keyed(id, &labels)).collect(),
-                count,
+            .map(|slot| PartCell {
+                keys: first_seen[slot]
+                    .keys
+                    .iter()
+                    .map(|key| Key {
+                        id: key.id.clone(),
+                        label: labels
+                            .get(key.id.as_str())
+                            .map_or_else(String::new, |l| (*l).to_owned()),
+                    })
+                    .collect(),
+                count: counts[slot],
             })
             .collect(),
         total: sum(|p| p.total),
@@ -337,35 +380,32 @@ fn unlisted_after(listed_from: u64, cap: Bounds, dropped: &[Bounds]) -> u64 {
 ///   dropped, adds nothing to `other`), so a dropped cell's low says nothing of `other`.
 ///   Cases already in no listed cell still are.
 /// - `listed_from` is past the largest high dropped (capped by `total.high`).
-pub fn cut(merged: &Part, top: usize, min_count: u64) -> Part {
-    let mut cells = merged.cells.clone();
-    cells.sort_by(|a, b| {
-        b.count
-            .low
-            .cmp(&a.count.low)
-            .then_with(|| cell_ids(a).cmp(&cell_ids(b)))
-    });
+pub fn cut(merged: Part, top: usize, min_count: u64) -> Part {
+    let Part {
+        mut cells,
+        total,
+        other,
+        none,
+        listed_from: merged_from,
+    } = merged;
+    cells.sort_by(|a, b| b.count.low.cmp(&a.count.low).then_with(|| by_ids(a, b)));
     let eligible = cells.iter().filter(|c| c.count.low >= min_count).count();
-    let dropped: Vec<Bounds> = cells
-        .split_off(eligible.min(top))
-        .iter()
-        .map(|c| c.count)
-        .collect();
-    let grown = (merged.other + dropped.iter().copied().sum::<Bounds>()).high;
-    let high = match (grown, merged.total.high) {
+    let dropped: Vec<Bounds> = cells.drain(eligible.min(top)..).map(|c| c.count).collect();
+    let grown = (other + dropped.iter().copied().sum::<Bounds>()).high;
+    let high = match (grown, total.high) {
         (Some(h), Some(t)) => Some(h.min(t)),
         (h, t) => h.or(t),
     };
-    let high = high.map(|h| h.max(merged.other.low));
+    let high = high.map(|h| h.max(other.low));
     Part {
         cells,
-        total: merged.total,
+        total,
         other: Bounds {
-            low: merged.other.low,
+            low: other.low,
             high,
         },
-        none: merged.none,
-        listed_from: listed_from(unlisted_after(merged.listed_from, merged.total, &dropped)),
+        none,
+        listed_from: listed_from(unlisted_after(merged_from, total, &dropped)),
     }
 }
 
@@ -872,7 +912,7 @@ mod tests {
                 30,
             )
         };
-        let two = cut(&merged, 2, 0);
+        let two = cut(merged.clone(), 2, 0);
         assert_eq!(
             two.cells,
             vec![cell(&["B"], range(10, 12)), cell(&["C"], range(10, 10))]
@@ -882,7 +922,7 @@ mod tests {
         assert_eq!(two.other, range(1, 10));
         assert_eq!(two.listed_from, 5);
         // By min_count: A (low 3) is kept at 3, not D (low 1, though it may hold 4).
-        let at_three = cut(&merged, 10, 3);
+        let at_three = cut(merged.clone(), 10, 3);
         assert_eq!(at_three.cells.len(), 3);
         assert_eq!(at_three.other, range(1, 6));
         assert_eq!(at_three.listed_from, 5);
@@ -891,13 +931,13 @@ mod tests {
             cells: vec![cell(&["A"], unbounded(5)), cell(&["B"], range(20, 25))],
             ..part(&[], 28)
         };
-        let one = cut(&wide, 1, 0);
+        let one = cut(wide.clone(), 1, 0);
         assert_eq!(one.cells, vec![cell(&["B"], range(20, 25))]);
         assert_eq!(one.other, range(0, 28));
         assert_eq!(one.listed_from, 29);
         // Nothing dropped: unchanged.
-        assert_eq!(cut(&merged, 4, 0).other, merged.other);
-        assert_eq!(cut(&merged, 4, 0).listed_from, 0);
+        assert_eq!(cut(merged.clone(), 4, 0).other, merged.other);
+        assert_eq!(cut(merged.clone(), 4, 0).listed_from, 0);
     }
 
     #[test]
@@ -905,7 +945,7 @@ mod tests {
         // Every one of 10 cases has both X and Y: cells X 10, Y 10, other 0. Cutting to one
         // cell leaves other truly 0, which the bounds must allow.
         let merged = part(&[("X", Bounds::exact(10)), ("Y", Bounds::exact(10))], 10);
-        let one = cut(&merged, 1, 0);
+        let one = cut(merged.clone(), 1, 0);
         assert!(one.other.contains(0));
         assert_eq!(one.other, range(0, 10));
     }

@@ -508,7 +508,7 @@ proptest! {
     ) {
         let (union, per_center) = indexes(centers, &cases);
         let merged = merged_aggregate(&per_center, &thresholds[..centers], &query, &[dimension]);
-        let kept = cut(&merged, top, min_count);
+        let kept = cut(merged.clone(), top, min_count);
         prop_assert!(kept.cells.len() <= top);
         prop_assert!(kept.cells.iter().all(|c| c.count.low >= min_count));
         prop_assert!(kept.cells.windows(2).all(|w| w[0].count.low >= w[1].count.low));

@@ -218,18 +218,18 @@ fn to_count(bounds: &Bounds, k: u64) -> pb::Count {
 /// A center's answer to a full-distribution request, for merging. When it listed as many
 /// cells as it was asked for, cells it did not list have at most as many cases as its
 /// smallest listed one.
-fn part_of(response: &pb::AggregateResponse) -> merge::Part {
+fn part_of(response: pb::AggregateResponse) -> merge::Part {
     let k = response.min_cell_count;
     let cells: Vec<merge::PartCell> = response
         .cells
-        .iter()
+        .into_iter()
         .map(|cell| merge::PartCell {
             keys: cell
                 .keys
-                .iter()
+                .into_iter()
                 .map(|key| merge::Key {
-                    id: key.id.clone(),
-                    label: key.label.clone(),
+                    id: key.id,
+                    label: key.label,
                 })
                 .collect(),
             count: bounds(cell.count.as_ref(), k),
@@ -261,13 +261,13 @@ fn listed_from(listed: usize, k: u64, smallest_high: impl Iterator<Item = Option
 }
 
 /// A center's co-occurrence answer, for merging.
-fn co_part_of(response: &pb::CoOccurrenceResponse) -> merge::CoPart {
+fn co_part_of(response: pb::CoOccurrenceResponse) -> merge::CoPart {
     let k = response.min_cell_count;
     let values: Vec<merge::CoPartValue> = response
         .values
-        .iter()
+        .into_iter()
         .map(|value| {
-            let key = value.key.clone().unwrap_or_default();
+            let key = value.key.unwrap_or_default();
             merge::CoPartValue {
                 key: merge::Key {
                     id: key.id,
@@ -320,18 +320,18 @@ fn co_wire_of(enriched: &merge::Enriched, k: u64) -> pb::CoOccurrenceResponse {
     }
 }
 
-fn wire_of(part: &merge::Part, k: u64) -> pb::AggregateResponse {
+fn wire_of(part: merge::Part, k: u64) -> pb::AggregateResponse {
     pb::AggregateResponse {
         cells: part
             .cells
-            .iter()
+            .into_iter()
             .map(|cell| pb::AggregateCell {
                 keys: cell
                     .keys
-                    .iter()
+                    .into_iter()
                     .map(|key| pb::GroupKey {
-                        id: key.id.clone(),
-                        label: key.label.clone(),
+                        id: key.id,
+                        label: key.label,
                     })
                     .collect(),
                 count: Some(to_count(&cell.count, k)),
@@ -497,7 +497,7 @@ impl NetworkService {
     /// The peers' answers that arrived, and every center's outcome: this registry's own
     /// (`own`) first, then each peer's (its own and those it reports), then the peers not
     /// asked because they are on the route.
-    fn collect<T: Clone>(
+    fn collect<T>(
         &self,
         plan: Plan,
         own: pb::CenterOutcome,
@@ -506,10 +506,10 @@ impl NetworkService {
     ) -> (Vec<T>, Vec<pb::CenterOutcome>) {
         let mut centers = vec![own];
         let mut arrived = Vec::with_capacity(answers.len());
-        for (peer, result, took) in &answers {
-            centers.extend(self.peer_outcomes(peer, result, *took, &reported));
+        for (peer, result, took) in answers {
+            centers.extend(self.peer_outcomes(&peer, &result, took, &reported));
             if let Ok(answer) = result {
-                arrived.push(answer.clone());
+                arrived.push(answer);
             }
         }
         centers.extend(plan.skipped);
@@ -673,18 +673,18 @@ impl Network for NetworkService {
             .await;
         let own = self.own_outcome(k);
         let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
-        let parts: Vec<merge::Part> = std::iter::once(part_of(&local))
+        let parts: Vec<merge::Part> = std::iter::once(part_of(local))
             .chain(
                 arrived
-                    .iter()
-                    .map(|a| part_of(&a.merged.clone().unwrap_or_default())),
+                    .into_iter()
+                    .map(|a| part_of(a.merged.unwrap_or_default())),
             )
             .collect();
         let merged = merge::merge_aggregates(&parts);
-        let merged = merge::cut(&merged, cut.top, cut.min_count);
+        let merged = merge::cut(merged, cut.top, cut.min_count);
         let partial = !answered(&centers);
         Ok(Response::new(pb::NetworkAggregateResponse {
-            merged: Some(wire_of(&merged, k)),
+            merged: Some(wire_of(merged, k)),
             partial,
             centers,
         }))
@@ -726,11 +726,11 @@ impl Network for NetworkService {
             .await;
         let own = self.own_outcome(k);
         let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
-        let parts: Vec<merge::CoPart> = std::iter::once(co_part_of(&local))
+        let parts: Vec<merge::CoPart> = std::iter::once(co_part_of(local))
             .chain(
                 arrived
-                    .iter()
-                    .map(|a| co_part_of(&a.merged.clone().unwrap_or_default())),
+                    .into_iter()
+                    .map(|a| co_part_of(a.merged.unwrap_or_default())),
             )
             .collect();
         let merged = merge::merge_cooccurrence(&parts);
