@@ -1174,7 +1174,9 @@ impl SizeRun<'_> {
                 .map_err(|e| BenchError::io(format!("creating {}", dir.display()), e))?;
             let (server, _) =
                 ServerProcess::start(self.server_bin, &args.server_cpus, &dir, &name, &[])?;
-            self.note(format!("W7: importing every {centers}th case into {name}"));
+            self.note(format!(
+                "W7: importing the cases i with i mod {centers} = {k} into {name}"
+            ));
             import(&server.url, self.generator, self.cases, |i| {
                 i % u64::from(centers) == u64::from(k)
             })?;
