@@ -906,7 +906,7 @@ impl SizeRun<'_> {
 
         // PostgreSQL, loaded and checked.
         let cluster = match self.tools {
-            Some(tools) => Some(self.load_postgres(tools, &dirs.0)?),
+            Some(tools) => Some(self.load_postgres(tools)?),
             None => None,
         };
         let requests = Requests::new()?;
@@ -1020,9 +1020,12 @@ impl SizeRun<'_> {
 
     /// Starts a PostgreSQL cluster, loads the cases (rows made on the fly, streamed to COPY)
     /// and returns it with the load's timings.
-    fn load_postgres(&self, tools: &PgTools, parent: &Path) -> Result<(Cluster, PgLoad)> {
+    fn load_postgres(&self, tools: &PgTools) -> Result<(Cluster, PgLoad)> {
         self.note("starting PostgreSQL and loading the same cases with COPY");
-        let cluster = Cluster::start(tools, parent, Some(&self.args.server_cpus))?;
+        // Under the system's temporary directory: when run as root, PostgreSQL runs as its
+        // own account, which must be able to reach the cluster's directory; a checkout may
+        // sit under a directory only its owner can enter.
+        let cluster = Cluster::start(tools, &std::env::temp_dir(), Some(&self.args.server_cpus))?;
         let mut rows = (0..u64::from(self.cases)).map(|i| {
             let record = self.generator.case(i);
             let json = json_of(&record)?;
