@@ -570,7 +570,8 @@ impl Requests {
     }
 }
 
-/// One client's connection to one system, making one request of a workload at a time.
+/// One client's connection to one system, making one request of a single workload at a time
+/// (never `Mixed`: the loop draws a mixed request's workload first).
 trait Driver {
     fn call(&mut self, workload: Workload, rng: &mut SplitMix64) -> Result<()>;
 }
@@ -609,10 +610,6 @@ impl Driver for CaseregDriver {
     fn call(&mut self, workload: Workload, rng: &mut SplitMix64) -> Result<()> {
         let client = &mut self.client;
         let requests = &self.requests;
-        let workload = match workload {
-            Workload::Mixed => Workload::mixed(rng.below(10)),
-            w => w,
-        };
         let id = (workload == Workload::Get)
             .then(|| {
                 let i = rng.below(self.cases as usize);
@@ -688,10 +685,6 @@ struct PgDriver {
 
 impl Driver for PgDriver {
     fn call(&mut self, workload: Workload, rng: &mut SplitMix64) -> Result<()> {
-        let workload = match workload {
-            Workload::Mixed => Workload::mixed(rng.below(10)),
-            w => w,
-        };
         let c = &mut self.client;
         let female = pb::Sex::Female as i32;
         match workload {
@@ -778,7 +771,12 @@ fn closed_loop<D: Driver>(
                     let begun = Instant::now();
                     while durations.len() < requests && begun.elapsed() < limit {
                         let t = Instant::now();
-                        driver.call(workload, &mut rng)?;
+                        // A mixed request is drawn here, so drivers see only single workloads.
+                        let one = match workload {
+                            Workload::Mixed => Workload::mixed(rng.below(10)),
+                            w => w,
+                        };
+                        driver.call(one, &mut rng)?;
                         durations.push(t.elapsed());
                     }
                     Ok((durations, begun, Instant::now()))
