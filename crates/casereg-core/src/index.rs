@@ -17,8 +17,10 @@ use std::sync::{Arc, OnceLock};
 
 use roaring::{MultiOps as _, RoaringBitmap};
 
+use crate::age::{AgeUnit, days};
 use crate::case::{AgeSpan, CaseFacts, Coded};
 use crate::ids::{CaseId, CenterId, TermId};
+use crate::limits::MAX_ROLLUP_DEPTH;
 use crate::ontology::Ontology;
 
 /// A kind of coded value a case can be searched by.
@@ -144,27 +146,133 @@ struct CodeIndex {
     names: HashMap<Box<str>, Box<str>>,
 }
 
-/// Ages as two ordered maps of bitmaps: by the earliest and by the latest possible age.
-#[derive(Debug, Default)]
+/// Ages at which an age column keeps running unions: where queries commonly draw the line
+/// (birth, a week, months of infancy, years of childhood and adult life). A window's cases
+/// then start from the union at the highest mark not above its bound and add only the ages
+/// between the mark and the bound, instead of unioning every age below the bound.
+const AGE_MARKS: [(u64, AgeUnit); 16] = [
+    (0, AgeUnit::Days),
+    (1, AgeUnit::Weeks),
+    (1, AgeUnit::Months),
+    (3, AgeUnit::Months),
+    (6, AgeUnit::Months),
+    (1, AgeUnit::Years),
+    (2, AgeUnit::Years),
+    (5, AgeUnit::Years),
+    (10, AgeUnit::Years),
+    (16, AgeUnit::Years),
+    (18, AgeUnit::Years),
+    (30, AgeUnit::Years),
+    (40, AgeUnit::Years),
+    (50, AgeUnit::Years),
+    (60, AgeUnit::Years),
+    (80, AgeUnit::Years),
+];
+
+/// The docs of an age column below one of [`AGE_MARKS`].
+#[derive(Debug)]
+struct AgeMark {
+    /// The mark, in days.
+    at: i32,
+    /// Docs whose earliest possible age is below the mark.
+    from_below: RoaringBitmap,
+    /// Docs whose latest possible age is below the mark.
+    to_below: RoaringBitmap,
+}
+
+/// Ages as two ordered maps of bitmaps, by the earliest and by the latest possible age, with
+/// the running unions of both at [`AGE_MARKS`] and every doc with an age.
+#[derive(Debug)]
 struct AgeColumn {
     by_from: BTreeMap<i32, RoaringBitmap>,
     by_to: BTreeMap<i32, RoaringBitmap>,
+    /// In ascending order of `at`.
+    marks: Vec<AgeMark>,
+    aged: RoaringBitmap,
+}
+
+impl Default for AgeColumn {
+    fn default() -> Self {
+        let marks = AGE_MARKS
+            .iter()
+            .map(|&(amount, unit)| AgeMark {
+                at: i32::try_from(days(amount, unit)).unwrap_or(i32::MAX),
+                from_below: RoaringBitmap::new(),
+                to_below: RoaringBitmap::new(),
+            })
+            .collect();
+        Self {
+            by_from: BTreeMap::new(),
+            by_to: BTreeMap::new(),
+            marks,
+            aged: RoaringBitmap::new(),
+        }
+    }
 }
 
 impl AgeColumn {
+    /// A column holding `by_from` and `by_to` (as a snapshot keeps them), with its running
+    /// unions computed in one pass over each.
+    fn from_maps(
+        by_from: BTreeMap<i32, RoaringBitmap>,
+        by_to: BTreeMap<i32, RoaringBitmap>,
+    ) -> Self {
+        let mut column = Self {
+            by_from,
+            by_to,
+            ..Self::default()
+        };
+        let mut froms = RunningBelow::new(&column.by_from);
+        let mut tos = RunningBelow::new(&column.by_to);
+        for mark in &mut column.marks {
+            mark.from_below.clone_from(froms.up_to(mark.at));
+            mark.to_below.clone_from(tos.up_to(mark.at));
+        }
+        column.aged = froms.all();
+        column
+    }
+
     fn post(&mut self, span: AgeSpan, doc: u32, add: bool) {
         post(&mut self.by_from, span.from, doc, add);
         post(&mut self.by_to, span.to, doc, add);
+        for mark in &mut self.marks {
+            if span.from < mark.at {
+                set(&mut mark.from_below, doc, add);
+            }
+            if span.to < mark.at {
+                set(&mut mark.to_below, doc, add);
+            }
+        }
+        set(&mut self.aged, doc, add);
     }
 
-    /// Docs whose span lies within `[from, until)`.
+    /// Docs whose span lies within `[from, until)`: those whose latest age is below `until`
+    /// less those whose earliest age is below `from`.
     fn within(&self, from: Option<i32>, until: Option<i32>) -> RoaringBitmap {
-        let lower = from.map(|f| self.by_from.range(f..).map(|(_, b)| b).union());
-        let upper = until.map(|u| self.by_to.range(..u).map(|(_, b)| b).union());
-        match (lower, upper) {
-            (Some(lower), Some(upper)) => lower & upper,
-            (Some(one), None) | (None, Some(one)) => one,
-            (None, None) => self.by_from.values().union(),
+        let earlier = from.map(|f| self.below(f, &self.by_from, |mark| &mark.from_below));
+        let mut result = match until {
+            Some(u) => self.below(u, &self.by_to, |mark| &mark.to_below),
+            None => self.aged.clone(),
+        };
+        if let Some(earlier) = earlier {
+            result -= earlier;
+        }
+        result
+    }
+
+    /// Docs whose key in `map` (one of the column's) is below `bound`: the running union at
+    /// the highest mark not above `bound` and the keys from there up to it.
+    fn below(
+        &self,
+        bound: i32,
+        map: &BTreeMap<i32, RoaringBitmap>,
+        at_mark: impl Fn(&AgeMark) -> &RoaringBitmap,
+    ) -> RoaringBitmap {
+        match self.marks.iter().rev().find(|mark| mark.at <= bound) {
+            Some(mark) => std::iter::once(at_mark(mark))
+                .chain(map.range(mark.at..bound).map(|(_, b)| b))
+                .union(),
+            None => map.range(..bound).map(|(_, b)| b).union(),
         }
     }
 
@@ -176,27 +284,55 @@ impl AgeColumn {
     /// bitmap: the docs with `from >= lower` are those with an age less those with
     /// `from < lower`, and the docs with `to < upper` all have an age.
     fn bands(&self, bounds: &[i32]) -> (Vec<RoaringBitmap>, RoaringBitmap) {
-        let mut from_below = RoaringBitmap::new();
-        let mut to_below = RoaringBitmap::new();
-        let mut froms = self.by_from.iter().peekable();
-        let mut tos = self.by_to.iter().peekable();
+        let mut froms = RunningBelow::new(&self.by_from);
+        let mut tos = RunningBelow::new(&self.by_to);
         let bands = bounds
             .windows(2)
-            .map(|pair| {
-                let (lower, upper) = (pair[0], pair[1]);
-                // Each step's bitmaps are unioned together first: many are small, and a
-                // union of many at once avoids growing sorted arrays one at a time.
-                from_below |= std::iter::from_fn(|| froms.next_if(|(from, _)| **from < lower))
-                    .map(|(_, b)| b)
-                    .union();
-                to_below |= std::iter::from_fn(|| tos.next_if(|(to, _)| **to < upper))
-                    .map(|(_, b)| b)
-                    .union();
-                &to_below - &from_below
-            })
+            .map(|pair| tos.up_to(pair[1]) - froms.up_to(pair[0]))
             .collect();
-        from_below |= froms.map(|(_, b)| b).union();
-        (bands, from_below)
+        (bands, self.aged.clone())
+    }
+}
+
+/// A running union over one of an age column's maps, read in key order: the docs of every
+/// key below the last bound given.
+struct RunningBelow<'a> {
+    keys: std::iter::Peekable<std::collections::btree_map::Iter<'a, i32, RoaringBitmap>>,
+    docs: RoaringBitmap,
+}
+
+impl<'a> RunningBelow<'a> {
+    fn new(map: &'a BTreeMap<i32, RoaringBitmap>) -> Self {
+        Self {
+            keys: map.iter().peekable(),
+            docs: RoaringBitmap::new(),
+        }
+    }
+
+    /// The docs below `bound`, which is never below the previous one.
+    fn up_to(&mut self, bound: i32) -> &RoaringBitmap {
+        // A step's bitmaps are unioned together first: many are small, and a union of many
+        // at once avoids growing sorted arrays one at a time.
+        let keys = &mut self.keys;
+        self.docs |= std::iter::from_fn(|| keys.next_if(|(key, _)| **key < bound))
+            .map(|(_, b)| b)
+            .union();
+        &self.docs
+    }
+
+    /// The docs of every key.
+    fn all(mut self) -> RoaringBitmap {
+        self.docs |= self.keys.map(|(_, b)| b).union();
+        self.docs
+    }
+}
+
+/// Adds or removes `doc` in `bitmap`.
+fn set(bitmap: &mut RoaringBitmap, doc: u32, add: bool) {
+    if add {
+        bitmap.insert(doc);
+    } else {
+        bitmap.remove(doc);
     }
 }
 
@@ -420,6 +556,8 @@ struct Valued {
     codes: [OnceLock<RoaringBitmap>; CODE_KINDS],
     present: OnceLock<RoaringBitmap>,
     excluded: OnceLock<RoaringBitmap>,
+    /// Observed phenotypes rolled up 1, 2, … levels below Phenotypic abnormality.
+    rolled_up: [OnceLock<RoaringBitmap>; MAX_ROLLUP_DEPTH as usize],
 }
 
 /// How a phenotype query reaches the descendants of its term.
@@ -668,13 +806,7 @@ impl Index {
     /// The cases with a phenotype or any descendant, as [`Query::Phenotype`] matches them;
     /// borrowed from the ancestor closure when there is one.
     pub(crate) fn phenotype_cases(&self, term: TermId) -> Cow<'_, RoaringBitmap> {
-        match self.expansion {
-            Expansion::AncestorClosure => self
-                .present_closure
-                .get(&term)
-                .map_or_else(|| Cow::Owned(RoaringBitmap::new()), Cow::Borrowed),
-            Expansion::DescendantUnion => Cow::Owned(self.phenotype(term, false)),
-        }
+        self.phenotype(term, false)
     }
 
     /// The cases of a sex (Phenopacket enum number), if any.
@@ -704,6 +836,23 @@ impl Index {
         self.valued
             .present
             .get_or_init(|| self.present.values().union())
+    }
+
+    /// The cases with an observed phenotype under any term `depth` levels below Phenotypic
+    /// abnormality (1: any organ system), from `union` of those terms' cases when first asked
+    /// for after a change.
+    pub(crate) fn cases_with_rolled_up(
+        &self,
+        depth: u32,
+        union: impl FnOnce() -> RoaringBitmap,
+    ) -> Cow<'_, RoaringBitmap> {
+        match depth
+            .checked_sub(1)
+            .and_then(|slot| self.valued.rolled_up.get(slot as usize))
+        {
+            Some(cached) => Cow::Borrowed(cached.get_or_init(union)),
+            None => Cow::Owned(union()),
+        }
     }
 
     /// The cases with any excluded phenotype.
@@ -743,7 +892,7 @@ impl Index {
 
     /// The active cases matching `query`, as document numbers.
     pub fn matching(&self, query: &Query) -> RoaringBitmap {
-        let mut result = self.evaluate(query);
+        let mut result = self.evaluate(query).into_owned();
         result &= &self.active;
         result
     }
@@ -751,65 +900,84 @@ impl Index {
     /// How many active cases match `query`.
     pub fn count(&self, query: &Query) -> u64 {
         match query {
-            // The common shape, two positive operands under one AND, is counted without
-            // building the intersection. (Every posting holds active cases only.)
+            // The common shape, positive operands under one AND, is counted without building
+            // the last intersection. (Every posting holds active cases only.)
             Query::All(operands)
-                if operands.len() == 2 && !operands.iter().any(|q| matches!(q, Query::Not(_))) =>
+                if operands.len() >= 2 && !operands.iter().any(|q| matches!(q, Query::Not(_))) =>
             {
-                self.evaluate(&operands[0])
-                    .intersection_len(&self.evaluate(&operands[1]))
+                let mut sets = self.sets_of(operands);
+                let largest = sets.pop().unwrap_or_default();
+                match sets.as_slice() {
+                    [one] => one.intersection_len(&largest),
+                    _ => sets
+                        .iter()
+                        .map(AsRef::as_ref)
+                        .intersection()
+                        .intersection_len(&largest),
+                }
             }
             _ => self.matching(query).len(),
         }
     }
 
-    fn evaluate(&self, query: &Query) -> RoaringBitmap {
+    /// A query's cases, borrowed from the index where one posting answers it.
+    fn evaluate(&self, query: &Query) -> Cow<'_, RoaringBitmap> {
         match query {
-            Query::All(operands) => self.all(operands),
-            Query::Any(operands) => operands.iter().map(|q| self.evaluate(q)).union(),
-            Query::Not(operand) => &self.active - self.evaluate(operand),
+            Query::All(operands) => Cow::Owned(self.all(operands)),
+            Query::Any(operands) => {
+                let sets: Vec<_> = operands.iter().map(|q| self.evaluate(q)).collect();
+                Cow::Owned(sets.iter().map(AsRef::as_ref).union())
+            }
+            Query::Not(operand) => Cow::Owned(&self.active - self.evaluate(operand).as_ref()),
             Query::Phenotype { term, exact } => self.phenotype(*term, *exact),
             Query::Excluded { term, exact: true } => self.bitmap(&self.excluded, term),
             Query::Excluded { term, exact: false } => {
                 let mut terms = self.hpo.ancestors(*term);
                 terms.push(*term);
-                terms.iter().filter_map(|t| self.excluded.get(t)).union()
+                Cow::Owned(terms.iter().filter_map(|t| self.excluded.get(t)).union())
             }
-            Query::Code { kind, id } => self.codes[kind.slot()]
-                .postings
-                .get(kind.normalize(id).as_str())
-                .cloned()
-                .unwrap_or_default(),
+            Query::Code { kind, id } => self.bitmap(
+                &self.codes[kind.slot()].postings,
+                kind.normalize(id).as_str(),
+            ),
             Query::Sex(sex) => self.bitmap(&self.sex, sex),
-            Query::Age { field, from, until } => match field {
-                AgeField::Onset => self.onset.within(*from, *until),
-                AgeField::LastEncounter => self.last_encounter.within(*from, *until),
-            },
+            Query::Age { field, from, until } => {
+                Cow::Owned(self.age_column(*field).within(*from, *until))
+            }
         }
+    }
+
+    /// The cases of each of `operands` that is not negated, smallest first.
+    fn sets_of<'a>(&'a self, operands: &[Query]) -> Vec<Cow<'a, RoaringBitmap>> {
+        let mut sets: Vec<_> = operands
+            .iter()
+            .filter(|q| !matches!(q, Query::Not(_)))
+            .map(|q| self.evaluate(q))
+            .collect();
+        sets.sort_by_key(|set| set.len());
+        sets
     }
 
     /// AND: intersect the positive operands smallest first, then subtract the negated ones.
     fn all(&self, operands: &[Query]) -> RoaringBitmap {
-        let (negated, positive): (Vec<&Query>, Vec<&Query>) =
-            operands.iter().partition(|q| matches!(q, Query::Not(_)));
-        let mut sets: Vec<RoaringBitmap> = positive.iter().map(|q| self.evaluate(q)).collect();
-        sets.sort_by_key(RoaringBitmap::len);
-        let mut result = match sets.len() {
-            0 => self.active.clone(),
-            _ => sets.iter().intersection(),
+        let sets = self.sets_of(operands);
+        let mut result = match sets.as_slice() {
+            [] => self.active.clone(),
+            [one] => one.as_ref().clone(),
+            _ => sets.iter().map(AsRef::as_ref).intersection(),
         };
-        for query in negated {
+        for query in operands {
             if let Query::Not(inner) = query {
                 if result.is_empty() {
                     break;
                 }
-                result -= self.evaluate(inner);
+                result -= self.evaluate(inner).as_ref();
             }
         }
         result
     }
 
-    fn phenotype(&self, term: TermId, exact: bool) -> RoaringBitmap {
+    fn phenotype(&self, term: TermId, exact: bool) -> Cow<'_, RoaringBitmap> {
         if exact {
             return self.bitmap(&self.present, &term);
         }
@@ -818,13 +986,18 @@ impl Index {
             Expansion::DescendantUnion => {
                 let mut terms = self.hpo.descendants(term);
                 terms.push(term);
-                terms.iter().filter_map(|t| self.present.get(t)).union()
+                Cow::Owned(terms.iter().filter_map(|t| self.present.get(t)).union())
             }
         }
     }
 
-    fn bitmap<K: Ord>(&self, map: &BTreeMap<K, RoaringBitmap>, key: &K) -> RoaringBitmap {
-        map.get(key).cloned().unwrap_or_default()
+    fn bitmap<'a, K: Ord + std::borrow::Borrow<Q>, Q: Ord + ?Sized>(
+        &'a self,
+        map: &'a BTreeMap<K, RoaringBitmap>,
+        key: &Q,
+    ) -> Cow<'a, RoaringBitmap> {
+        map.get(key)
+            .map_or_else(|| Cow::Owned(RoaringBitmap::new()), Cow::Borrowed)
     }
 
     /// Approximate heap bytes of the bitmaps (serialized size), for reports.
@@ -1075,8 +1248,8 @@ impl Index {
         }
         index.sex = map_in(r, i32_in)?;
         for column in [&mut index.onset, &mut index.last_encounter] {
-            column.by_from = map_in(r, i32_in)?;
-            column.by_to = map_in(r, i32_in)?;
+            let by_from = map_in(r, i32_in)?;
+            *column = AgeColumn::from_maps(by_from, map_in(r, i32_in)?);
         }
         index.active = wire::bitmap_in(r)?;
         let mut end = [0u8; 8];
@@ -1092,6 +1265,17 @@ impl Index {
 mod tests {
     use super::*;
 
+    /// Deterministic draws below a bound (a linear congruential generator from `seed`).
+    fn draws(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut state = seed;
+        move |bound| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % bound
+        }
+    }
+
     /// The per-document lists equal the set of terms posted, through adds, removals and
     /// the compactions that thousands of growing lists cause.
     #[test]
@@ -1099,13 +1283,7 @@ mod tests {
         const DOCS: u32 = 3_000;
         let mut by_doc = TermsByDoc::default();
         let mut model: Vec<BTreeSet<TermId>> = vec![BTreeSet::new(); DOCS as usize];
-        let mut state: u64 = 1;
-        let mut next = |bound: u64| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 33) % bound
-        };
+        let mut next = draws(1);
         let mut compactions = 0;
         for round in 0..60_000 {
             let doc = next(u64::from(DOCS)) as u32;
@@ -1140,6 +1318,62 @@ mod tests {
         let live: usize = model.iter().map(BTreeSet::len).sum();
         assert_eq!(by_doc.slots.len() - by_doc.holes, live);
         assert!(by_doc.slots.len() <= 2 * live + TERMS_BY_DOC_MIN_COMPACTION);
+    }
+
+    /// Age windows read through the running unions at the marks equal a filter over every
+    /// doc's span, for bounds on, between and beyond the marks, through adds and removals,
+    /// and again after the column is rebuilt from its maps (as a snapshot is read).
+    #[test]
+    fn age_windows_equal_a_filter_of_the_spans() {
+        const DOCS: u32 = 4_000;
+        let mut column = AgeColumn::default();
+        let mut spans: Vec<Option<AgeSpan>> = vec![None; DOCS as usize];
+        let mut next = draws(7);
+        for _ in 0..12_000 {
+            let doc = next(u64::from(DOCS)) as u32;
+            if let Some(span) = spans[doc as usize].take() {
+                column.post(span, doc, false);
+            }
+            if next(4) != 0 {
+                let from = next(40_000) as i32 - 300;
+                let to = match next(5) {
+                    0 => i32::MAX,
+                    _ => from + next(2_000) as i32,
+                };
+                let span = AgeSpan { from, to };
+                column.post(span, doc, true);
+                spans[doc as usize] = Some(span);
+            }
+        }
+        let marks: Vec<i32> = column.marks.iter().map(|mark| mark.at).collect();
+        let mut bounds = vec![None, Some(i32::MIN), Some(-1), Some(i32::MAX)];
+        for at in &marks {
+            bounds.extend([Some(at - 1), Some(*at), Some(at + 3)]);
+        }
+        bounds.extend((0..40).map(|_| Some(next(45_000) as i32 - 500)));
+        let rebuilt = AgeColumn::from_maps(column.by_from.clone(), column.by_to.clone());
+        for &from in &bounds {
+            for &until in &bounds {
+                let expected: RoaringBitmap = (0..DOCS)
+                    .filter(|&doc| {
+                        spans[doc as usize].is_some_and(|span| {
+                            from.is_none_or(|f| span.from >= f) && until.is_none_or(|u| span.to < u)
+                        })
+                    })
+                    .collect();
+                assert_eq!(
+                    column.within(from, until),
+                    expected,
+                    "[{from:?}, {until:?})"
+                );
+                assert_eq!(
+                    rebuilt.within(from, until),
+                    expected,
+                    "rebuilt [{from:?}, {until:?})"
+                );
+            }
+        }
+        assert!(marks.contains(&365), "a year is a mark: {marks:?}");
     }
 
     /// The transpose of postings holds each document's terms in slot order.
