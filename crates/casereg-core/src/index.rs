@@ -19,6 +19,7 @@ use roaring::{MultiOps as _, RoaringBitmap};
 
 use crate::age::{AgeUnit, days};
 use crate::case::{AgeSpan, CaseFacts, Coded};
+use crate::fast_hash::FastMap;
 use crate::ids::{CaseId, CenterId, TermId};
 use crate::limits::MAX_ROLLUP_DEPTH;
 use crate::ontology::Ontology;
@@ -143,7 +144,7 @@ struct CodeIndex {
     /// resolves to an id that matches nothing).
     labels: HashMap<Box<str>, BTreeSet<Box<str>>>,
     /// Id → the first label recorded with it, for showing results.
-    names: HashMap<Box<str>, Box<str>>,
+    names: FastMap<Box<str>, Box<str>>,
 }
 
 /// Ages at which an age column keeps running unions: where queries commonly draw the line

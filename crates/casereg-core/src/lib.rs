@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod audit;
 pub mod case;
 pub mod error;
+pub mod fast_hash;
 pub mod ids;
 pub mod index;
 pub mod limits;

@@ -15,10 +15,11 @@
 //! from 1 to k−1 more precisely than "not zero".
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::iter::Sum;
 use std::ops::Add;
 
+use crate::fast_hash::FastMap;
 use crate::stats::{benjamini_hochberg, fisher_greater};
 
 /// How exactly a reported count is known.
@@ -261,6 +262,26 @@ fn cell_ids(cell: &PartCell) -> impl Iterator<Item = &str> {
     cell.keys.iter().map(|k| k.id.as_str())
 }
 
+/// A cell's keys compared and hashed by their ids alone (labels may differ between parts).
+struct CellIds<'a>(&'a [Key]);
+
+impl PartialEq for CellIds<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(other.0).all(|(a, b)| a.id == b.id)
+    }
+}
+
+impl Eq for CellIds<'_> {}
+
+impl std::hash::Hash for CellIds<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.len());
+        for key in self.0 {
+            key.id.hash(state);
+        }
+    }
+}
+
 /// Cells ordered by their key ids.
 fn by_ids(a: &PartCell, b: &PartCell) -> Ordering {
     cell_ids(a).cmp(cell_ids(b))
@@ -283,34 +304,47 @@ fn by_ids(a: &PartCell, b: &PartCell) -> Ordering {
 /// - `listed_from` follows from the sum of what each part may have left out.
 ///
 /// A part that lists the same cell twice has both counts added.
-pub fn merge_aggregates(parts: &[Part]) -> Part {
-    // Every distinct cell (by key ids) gets a slot; labels are reconciled per id. Ids and
-    // labels are borrowed until the merged cells are built.
-    let mut slots: HashMap<Vec<&str>, usize> = HashMap::new();
-    let mut first_seen: Vec<&PartCell> = Vec::new();
-    let mut labels: HashMap<&str, &str> = HashMap::new();
+///
+/// Parts are taken by value (a slice is cloned): the merged cells reuse their ids and
+/// labels.
+pub fn merge_aggregates(parts: impl Into<Vec<Part>>) -> Part {
+    let mut parts: Vec<Part> = parts.into();
+    // Every distinct cell (by key ids) gets a slot, the cell where it was first seen; the
+    // label of each id is the preferred one of any part, by where it is.
+    let mut slots: FastMap<CellIds<'_>, usize> = FastMap::default();
+    let mut first_seen: Vec<(usize, usize)> = Vec::new();
+    let mut labels: FastMap<&str, (&str, KeyAt)> = FastMap::default();
     let part_slots: Vec<Vec<usize>> = parts
         .iter()
-        .map(|part| {
+        .enumerate()
+        .map(|(p, part)| {
             part.cells
                 .iter()
-                .map(|cell| {
-                    for key in &cell.keys {
-                        let label = labels.entry(key.id.as_str()).or_insert("");
-                        if prefer(&key.label, label) {
-                            *label = key.label.as_str();
+                .enumerate()
+                .map(|(c, cell)| {
+                    for (k, key) in cell.keys.iter().enumerate() {
+                        let at = KeyAt {
+                            part: p,
+                            cell: c,
+                            key: k,
+                        };
+                        let label = labels.entry(key.id.as_str()).or_insert(("", at));
+                        if prefer(&key.label, label.0) {
+                            *label = (key.label.as_str(), at);
                         }
                     }
                     let next = first_seen.len();
-                    let slot = *slots.entry(cell_ids(cell).collect()).or_insert(next);
+                    let slot = *slots.entry(CellIds(&cell.keys)).or_insert(next);
                     if slot == next {
-                        first_seen.push(cell);
+                        first_seen.push((p, c));
                     }
                     slot
                 })
                 .collect()
         })
         .collect();
+    drop(slots);
+    let cell_at = |(p, c): (usize, usize)| &parts[p].cells[c];
     let mut counts = vec![Bounds::ZERO; first_seen.len()];
     let mut hidden = 0u64;
     let mut listed = vec![false; first_seen.len()];
@@ -329,34 +363,69 @@ pub fn merge_aggregates(parts: &[Part]) -> Part {
         }
     }
     let mut order: Vec<usize> = (0..first_seen.len()).collect();
-    order.sort_unstable_by(|&a, &b| by_ids(first_seen[a], first_seen[b]));
+    order.sort_unstable_by(|&a, &b| by_ids(cell_at(first_seen[a]), cell_at(first_seen[b])));
+    // Labels found at another key than the one moved into the merge are copied now, before
+    // any is moved; the others move with their keys.
+    let mut copied: Vec<Vec<Option<String>>> = first_seen
+        .iter()
+        .map(|&(p, c)| {
+            cell_at((p, c))
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(k, key)| {
+                    let (label, at) = labels[key.id.as_str()];
+                    (at != KeyAt {
+                        part: p,
+                        cell: c,
+                        key: k,
+                    })
+                    .then(|| label.to_owned())
+                })
+                .collect()
+        })
+        .collect();
+    drop(labels);
     let sum = |of: fn(&Part) -> Bounds| parts.iter().map(of).sum::<Bounds>();
     let mut other = sum(|p| p.other);
     if hidden > 0 {
         other.low = 0;
     }
-    Part {
-        cells: order
-            .into_iter()
-            .map(|slot| PartCell {
-                keys: first_seen[slot]
-                    .keys
-                    .iter()
-                    .map(|key| Key {
-                        id: key.id.clone(),
-                        label: labels
-                            .get(key.id.as_str())
-                            .map_or_else(String::new, |l| (*l).to_owned()),
-                    })
-                    .collect(),
+    let (total, none) = (sum(|p| p.total), sum(|p| p.none));
+    let cells = order
+        .into_iter()
+        .map(|slot| {
+            let (p, c) = first_seen[slot];
+            let keys = std::mem::take(&mut parts[p].cells[c].keys);
+            let keys = keys
+                .into_iter()
+                .zip(copied[slot].iter_mut())
+                .map(|(key, copy)| Key {
+                    id: key.id,
+                    label: copy.take().unwrap_or(key.label),
+                })
+                .collect();
+            PartCell {
+                keys,
                 count: counts[slot],
-            })
-            .collect(),
-        total: sum(|p| p.total),
+            }
+        })
+        .collect();
+    Part {
+        cells,
+        total,
         other,
-        none: sum(|p| p.none),
+        none,
         listed_from: listed_from(hidden),
     }
+}
+
+/// Where a key sits among the parts of a merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyAt {
+    part: usize,
+    cell: usize,
+    key: usize,
 }
 
 /// The most an unlisted cell may hold after `dropped` join those a part already left out
@@ -771,7 +840,7 @@ mod tests {
             vec![a.clone(), b_hiding.clone()],
             vec![c_exact.clone(), b_hiding],
         ] {
-            let merged = merge_aggregates(&parts);
+            let merged = merge_aggregates(parts.as_slice());
             let x = count_of(&merged, "X").unwrap_or(Bounds::ZERO);
             let (value, precision) = x.reported(k);
             assert_ne!(value, 3, "{parts:?}: {x:?}");

@@ -422,7 +422,7 @@ fn merged_aggregate(
             protected(&aggregate, k)
         })
         .collect();
-    merge_aggregates(&parts)
+    merge_aggregates(parts)
 }
 
 /// Checks the merge against the union's counts: inside the bounds, equal where exact.

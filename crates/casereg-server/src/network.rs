@@ -680,7 +680,7 @@ impl Network for NetworkService {
                     .map(|a| part_of(a.merged.unwrap_or_default())),
             )
             .collect();
-        let merged = merge::merge_aggregates(&parts);
+        let merged = merge::merge_aggregates(parts);
         let merged = merge::cut(merged, cut.top, cut.min_count);
         let partial = !answered(&centers);
         Ok(Response::new(pb::NetworkAggregateResponse {
