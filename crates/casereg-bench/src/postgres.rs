@@ -505,14 +505,10 @@ impl Cluster {
     /// after the commit.
     pub fn load(&self, rows: &mut dyn Iterator<Item = Result<PgRow>>) -> Result<PgLoad> {
         let mut client = self.connect()?;
-        let intarray = client
-            .query_one(
-                "SELECT count(*) FROM pg_available_extensions WHERE name = 'intarray'",
-                &[],
-            )
-            .and_then(|row| row.try_get::<_, i64>(0))
-            .map_err(|e| BenchError::peer("looking for intarray", e))?
-            > 0;
+        let intarray = has_intarray(
+            &mut client,
+            "SELECT count(*) FROM pg_available_extensions WHERE name = 'intarray'",
+        )?;
         if intarray {
             client
                 .batch_execute("CREATE EXTENSION intarray")
@@ -684,6 +680,16 @@ const OTHER_INDEXES: &str = "
 /// Made once every index is built (`ALTER TABLE` would wait for the other builds).
 const CONSTRAINTS: &str =
     "ALTER TABLE cases ADD CONSTRAINT cases_pkey PRIMARY KEY USING INDEX cases_id";
+
+/// Whether `count_sql` (a count of the catalog rows naming intarray: available, or
+/// installed) finds it.
+fn has_intarray(client: &mut Client, count_sql: &str) -> Result<bool> {
+    client
+        .query_one(count_sql, &[])
+        .and_then(|row| row.try_get::<_, i64>(0))
+        .map(|n| n > 0)
+        .map_err(|e| BenchError::peer("looking for intarray", e))
+}
 
 /// Streams the rows into a new `cases` table in one transaction; returns the rows copied.
 fn copy_cases(client: &mut Client, rows: &mut dyn Iterator<Item = Result<PgRow>>) -> Result<u64> {
@@ -952,14 +958,10 @@ impl Statements {
                 &[Type::TEXT],
             )
             .map_err(|e| BenchError::peer("preparing the lookup by id", e))?;
-        let intarray = client
-            .query_one(
-                "SELECT count(*) FROM pg_extension WHERE extname = 'intarray'",
-                &[],
-            )
-            .and_then(|row| row.try_get::<_, i64>(0))
-            .map_err(|e| BenchError::peer("looking for intarray", e))?
-            > 0;
+        let intarray = has_intarray(
+            client,
+            "SELECT count(*) FROM pg_extension WHERE extname = 'intarray'",
+        )?;
         Ok(Statements {
             get,
             pivot: pivot_sql(organ_systems, intarray),
