@@ -314,7 +314,7 @@ impl Batch<'_> {
     fn send(&mut self) -> Result<(), ClientError> {
         let message = pb::ImportCasesRequest {
             options: self.options.take(),
-            records: std::mem::take(&mut self.records),
+            records: std::mem::replace(&mut self.records, Vec::with_capacity(RECORDS_PER_MESSAGE)),
         };
         self.sender.blocking_send(message).map_err(|_| {
             ClientError::Unavailable(

@@ -11,8 +11,11 @@
 //!   write's entries are written in the write's own transaction.
 //!
 //! The search [`Index`] lives in memory beside the trees: rebuilt from the envelopes when the
-//! store opens and updated after every committed write, under one writer lock so that the
-//! index applies writes in commit order.
+//! store opens and updated after every committed write, in commit order. Writers take turns
+//! under one writer lock for their transactions; a writer takes its turn to publish (apply
+//! its changes to the index) before it releases the writer lock, so the next writer's
+//! transaction runs while these changes are applied, and its changes are applied after
+//! them.
 //!
 //! Architecture invariant: every write is one sled transaction over these trees followed by
 //! `Db::flush()` before the method returns, so an acknowledged write survives a crash of the
@@ -439,12 +442,36 @@ pub struct Store {
     meta: Tree,
     audit: Tree,
     index: Arc<RwLock<Index>>,
-    /// Held from a write's transaction until its index change is applied.
-    writer: Arc<Mutex<()>>,
+    /// Held for a write's transaction: writers take turns, and number new documents here.
+    writer: Arc<Mutex<Writer>>,
+    /// Held while a write's changes are applied to the index; taken before the writer lock
+    /// is released, so changes are applied in commit order.
+    publishing: Arc<Mutex<()>>,
     /// Where the index snapshot is kept (none for a temporary store).
     snapshot: Option<std::path::PathBuf>,
     /// Whether the index was loaded from a snapshot when the store opened.
     index_from_snapshot: bool,
+}
+
+/// What the writer lock guards.
+#[derive(Debug)]
+struct Writer {
+    /// The document number of the next new case: one past the last committed one (the
+    /// index may not have applied it yet).
+    next_doc: u64,
+}
+
+impl Writer {
+    /// The document number the `n`th new case of a write gets.
+    fn doc_number(&self, n: u64) -> Result<u32> {
+        let doc = self.next_doc + n;
+        u32::try_from(doc).map_err(|_| {
+            CoreError::FailedPrecondition(format!(
+                "the registry holds {} cases, the most one data directory can index",
+                u32::MAX
+            ))
+        })
+    }
 }
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<CoreError>>;
@@ -637,8 +664,11 @@ impl Store {
             meta,
             audit: db.open_tree(TREE_AUDIT)?,
             db,
+            writer: Arc::new(Mutex::new(Writer {
+                next_doc: index.next_doc(),
+            })),
             index: Arc::new(RwLock::new(index)),
-            writer: Arc::new(Mutex::new(())),
+            publishing: Arc::new(Mutex::new(())),
             snapshot,
             index_from_snapshot,
         })
@@ -657,9 +687,13 @@ impl Store {
         let Some(path) = &self.snapshot else {
             return Ok(());
         };
-        // Holding the writer lock: no write can slip between the sequence number read and
-        // the index written.
+        // Holding the writer lock and the publishing turn: no write can slip between the
+        // sequence number read and the index written, and none is still being applied.
         let _writer = self.lock_writer();
+        let _turn = self
+            .publishing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.db.flush().map_err(std::io::Error::other)?;
         let seq = read_counter(&self.meta, KEY_WRITE_SEQ).map_err(std::io::Error::other)?;
         let partial = path.with_extension("partial");
@@ -677,33 +711,39 @@ impl Store {
         self.index.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Applies committed changes to the index; called with the writer lock held.
-    fn apply(&self, changes: &[IndexChange]) {
+    /// Applies a committed write's changes to the index and then makes the write durable.
+    /// `created` new documents were numbered. The next writer may start its transaction as
+    /// soon as this one's publishing turn is taken.
+    fn publish(
+        &self,
+        mut writer: MutexGuard<'_, Writer>,
+        created: u64,
+        changes: &[IndexChange],
+    ) -> Result<()> {
         if changes.is_empty() {
-            return;
+            return Ok(());
         }
-        let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
-        for change in changes {
-            if let Some(old) = &change.old {
-                index.remove(entry(old));
+        writer.next_doc += created;
+        let turn = self
+            .publishing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(writer);
+        {
+            let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+            for change in changes {
+                if let Some(old) = &change.old {
+                    index.remove(entry(old));
+                }
+                index.insert(entry(&change.new));
             }
-            index.insert(entry(&change.new));
         }
-    }
-
-    /// The document number the `n`th new case of a write gets.
-    fn doc_number(&self, n: u64) -> Result<u32> {
-        let doc = self.index().next_doc() + n;
-        u32::try_from(doc).map_err(|_| {
-            CoreError::FailedPrecondition(format!(
-                "the registry holds {} cases, the most one data directory can index",
-                u32::MAX
-            ))
-        })
+        drop(turn);
+        self.flush()
     }
 
     /// Makes every write so far durable against a process crash (`sled::Db::flush`).
@@ -719,7 +759,7 @@ impl Store {
         let center = &actor.center;
         let id = CaseId::derive(center, &draft.external_id);
         let writer = self.lock_writer();
-        let doc = self.doc_number(0)?;
+        let doc = writer.doc_number(0)?;
         let result = (&self.cases, &self.versions, &self.meta, &self.audit)
             .transaction(|(cases, versions, meta, audit)| {
                 if let Some(existing) = read_case(cases, versions, &id)? {
@@ -741,12 +781,11 @@ impl Store {
             .map_err(tx_error);
         let outcome = self.audit_failure(actor, now, calls::CREATE, &id, result)?;
         if outcome.created {
-            self.apply(&[IndexChange {
+            let change = IndexChange {
                 old: None,
                 new: outcome.case.clone(),
-            }]);
-            drop(writer);
-            self.flush()?;
+            };
+            self.publish(writer, 1, &[change])?;
         }
         Ok(outcome)
     }
@@ -764,11 +803,11 @@ impl Store {
     ) -> Result<Vec<ImportResult>> {
         let center = &actor.center;
         let writer = self.lock_writer();
-        let first_doc = self.doc_number(0)?;
-        let (results, changes) = (&self.cases, &self.versions, &self.meta, &self.audit)
+        let first_doc = writer.doc_number(0)?;
+        let (results, created, changes) = (&self.cases, &self.versions, &self.meta, &self.audit)
             .transaction(|(cases, versions, meta, audit)| {
                 let mut results = Vec::with_capacity(drafts.len());
-                let mut changes = Vec::new();
+                let mut changes = Vec::with_capacity(drafts.len());
                 let mut created = 0u32;
                 for draft in drafts {
                     let id = CaseId::derive(center, &draft.external_id);
@@ -803,6 +842,7 @@ impl Store {
                 if created > 0 {
                     add_count(meta, KEY_ACTIVE, i64::from(created))?;
                 }
+                let created = u64::from(created);
                 if !changes.is_empty() {
                     add_count(meta, KEY_WRITE_SEQ, 1)?;
                 }
@@ -819,14 +859,10 @@ impl Store {
                     Some(entry.on_case(id, version))
                 });
                 append_audit(meta, audit, entries)?;
-                Ok((results, changes))
+                Ok((results, created, changes))
             })
             .map_err(tx_error)?;
-        self.apply(&changes);
-        drop(writer);
-        if !changes.is_empty() {
-            self.flush()?;
-        }
+        self.publish(writer, created, &changes)?;
         Ok(results)
     }
 
@@ -1014,12 +1050,11 @@ impl Store {
             .map_err(tx_error);
         let (outcome, old) = self.audit_failure(actor, now, calls::UPDATE, id, result)?;
         if let Some(old) = old {
-            self.apply(&[IndexChange {
+            let change = IndexChange {
                 old: Some(old),
                 new: without_record(&outcome.case),
-            }]);
-            drop(writer);
-            self.flush()?;
+            };
+            self.publish(writer, 0, &[change])?;
         }
         Ok(outcome)
     }
@@ -1091,12 +1126,11 @@ impl Store {
             .map_err(tx_error);
         let (case, old) = self.audit_failure(actor, now, calls::DELETE, id, result)?;
         if let Some(old) = old {
-            self.apply(&[IndexChange {
+            let change = IndexChange {
                 old: Some(old),
                 new: without_record(&case),
-            }]);
-            drop(writer);
-            self.flush()?;
+            };
+            self.publish(writer, 0, &[change])?;
         }
         Ok(case)
     }
@@ -1732,6 +1766,50 @@ mod tests {
             }
         );
         assert_eq!(store.scan(false).count(), 2);
+    }
+
+    #[test]
+    fn concurrent_writers_number_documents_once_and_the_index_follows_commit_order() {
+        let store = Store::temporary(hpo()).unwrap();
+        std::thread::scope(|scope| {
+            for writer in 0..3 {
+                let store = &store;
+                scope.spawn(move || {
+                    for round in 0..20 {
+                        let batch: Vec<CaseDraft> = (0..8)
+                            .map(|i| draft(&format!("w{writer}-r{round}-{i}"), b"x"))
+                            .collect();
+                        store
+                            .import_batch(&actor(), &batch, ChangedPolicy::Skip, UnixMicros(1))
+                            .unwrap();
+                    }
+                });
+            }
+            let store = &store;
+            scope.spawn(move || {
+                for n in 0..40 {
+                    let id = create(store, &format!("single-{n}"), b"y");
+                    if n % 4 == 0 {
+                        store
+                            .retract(&actor(), &id, None, "", UnixMicros(2))
+                            .unwrap();
+                    }
+                }
+            });
+        });
+        let stored: Vec<CaseRecord> = store.scan(true).map(Result::unwrap).collect();
+        assert_eq!(stored.len(), 3 * 20 * 8 + 40);
+        let index = store.index();
+        assert_eq!(index.next_doc(), stored.len() as u64);
+        let mut docs: Vec<u32> = stored.iter().map(|case| case.doc).collect();
+        docs.sort_unstable();
+        docs.dedup();
+        assert_eq!(docs.len(), stored.len(), "a document number was given twice");
+        for case in &stored {
+            assert_eq!(index.case_id(case.doc), Some(case.id));
+        }
+        assert_eq!(index.active_count(), store.counts().unwrap().active);
+        assert_eq!(index.active_count(), stored.len() as u64 - 10);
     }
 
     #[test]

@@ -149,9 +149,9 @@ fn import_batch(
     policy: ChangedPolicy,
 ) -> Result<Vec<pb::ImportOutcome>, CoreError> {
     let mut outcomes: Vec<pb::ImportOutcome> = Vec::with_capacity(batch.len());
-    let mut drafts = Vec::new();
+    let mut drafts = Vec::with_capacity(batch.len());
     // For each accepted draft, the position of its outcome in `outcomes`.
-    let mut slots = Vec::new();
+    let mut slots = Vec::with_capacity(batch.len());
     for Pending {
         index,
         source,
