@@ -309,6 +309,81 @@ fn by_ids(a: &PartCell, b: &PartCell) -> Ordering {
 /// labels.
 pub fn merge_aggregates(parts: impl Into<Vec<Part>>) -> Part {
     let mut parts: Vec<Part> = parts.into();
+    if parts.len() == 1
+        && let Some(part) = parts.pop()
+    {
+        match merge_one(part) {
+            Ok(merged) => return merged,
+            Err(part) => parts.push(part),
+        }
+    }
+    merge_many(parts, None).0
+}
+
+/// `cut(merge_aggregates(parts), top, min_count)`, without building the cells the cut
+/// drops (a coordinator merges hundreds of cells per center to keep twenty).
+pub fn merge_and_cut(parts: impl Into<Vec<Part>>, top: usize, min_count: u64) -> Part {
+    let (merged, dropped) = merge_many(parts.into(), Some(Cut { top, min_count }));
+    finish_cut(merged, &dropped)
+}
+
+/// Which cells a cut keeps: those with at least `min_count` cases, at most `top` of them.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    top: usize,
+    min_count: u64,
+}
+
+impl Cut {
+    /// Puts the kept items of `items` first, in the cut's order, and returns how many they
+    /// are. `low` gives an item's count's low bound; `by_ids` orders items by key ids.
+    fn pick<T>(
+        self,
+        items: &mut [T],
+        low: impl Fn(&T) -> u64,
+        by_ids: impl Fn(&T, &T) -> Ordering,
+    ) -> usize {
+        let order = |a: &T, b: &T| low(b).cmp(&low(a)).then_with(|| by_ids(a, b));
+        let eligible = items.iter().filter(|i| low(i) >= self.min_count).count();
+        let kept = eligible.min(self.top);
+        // Only the kept items need their order: pick them first (the usual cut keeps 20 of
+        // hundreds), then sort just those.
+        if kept < items.len() {
+            items.select_nth_unstable_by(kept, order);
+        }
+        items[..kept].sort_unstable_by(order);
+        kept
+    }
+}
+
+/// The merge of a single part whose cells each have one key, no two the same (what a center
+/// with no peers merges): the part itself, cells in key order, nothing to add up and no
+/// label to reconcile, so none of [`merge_many`]'s bookkeeping. Any other part is given
+/// back.
+fn merge_one(mut part: Part) -> std::result::Result<Part, Part> {
+    if part.cells.iter().any(|cell| cell.keys.len() != 1) {
+        return Err(part);
+    }
+    part.cells.sort_unstable_by(by_ids);
+    if part
+        .cells
+        .windows(2)
+        .any(|pair| pair[0].keys[0].id == pair[1].keys[0].id)
+    {
+        return Err(part);
+    }
+    // As in `merge_many`: what the part may have left out is its own unlisted cells.
+    let hidden = unlisted_max(part.listed_from, part.total);
+    if hidden > 0 {
+        part.other.low = 0;
+    }
+    part.listed_from = listed_from(hidden);
+    Ok(part)
+}
+
+/// [`merge_aggregates`] of any number of parts; with a cut, only the cells it keeps (in its
+/// order) and the counts of those it drops.
+fn merge_many(mut parts: Vec<Part>, cut: Option<Cut>) -> (Part, Vec<Bounds>) {
     // Every distinct cell (by key ids) gets a slot, the cell where it was first seen; the
     // label of each id is the preferred one of any part, by where it is.
     let mut slots: FastMap<CellIds<'_>, usize> = FastMap::default();
@@ -363,12 +438,23 @@ pub fn merge_aggregates(parts: impl Into<Vec<Part>>) -> Part {
         }
     }
     let mut order: Vec<usize> = (0..first_seen.len()).collect();
-    order.sort_unstable_by(|&a, &b| by_ids(cell_at(first_seen[a]), cell_at(first_seen[b])));
+    let slot_ids = |&a: &usize, &b: &usize| by_ids(cell_at(first_seen[a]), cell_at(first_seen[b]));
+    let dropped: Vec<Bounds> = match cut {
+        None => {
+            order.sort_unstable_by(slot_ids);
+            Vec::new()
+        }
+        Some(cut) => {
+            let kept = cut.pick(&mut order, |&slot| counts[slot].low, slot_ids);
+            order.drain(kept..).map(|slot| counts[slot]).collect()
+        }
+    };
     // Labels found at another key than the one moved into the merge are copied now, before
     // any is moved; the others move with their keys.
-    let mut copied: Vec<Vec<Option<String>>> = first_seen
+    let mut copied: Vec<Vec<Option<String>>> = order
         .iter()
-        .map(|&(p, c)| {
+        .map(|&slot| {
+            let (p, c) = first_seen[slot];
             cell_at((p, c))
                 .keys
                 .iter()
@@ -394,12 +480,13 @@ pub fn merge_aggregates(parts: impl Into<Vec<Part>>) -> Part {
     let (total, none) = (sum(|p| p.total), sum(|p| p.none));
     let cells = order
         .into_iter()
-        .map(|slot| {
+        .zip(&mut copied)
+        .map(|(slot, copied)| {
             let (p, c) = first_seen[slot];
             let keys = std::mem::take(&mut parts[p].cells[c].keys);
             let keys = keys
                 .into_iter()
-                .zip(copied[slot].iter_mut())
+                .zip(copied.iter_mut())
                 .map(|(key, copy)| Key {
                     id: key.id,
                     label: copy.take().unwrap_or(key.label),
@@ -411,13 +498,14 @@ pub fn merge_aggregates(parts: impl Into<Vec<Part>>) -> Part {
             }
         })
         .collect();
-    Part {
+    let merged = Part {
         cells,
         total,
         other,
         none,
         listed_from: listed_from(hidden),
-    }
+    };
+    (merged, dropped)
 }
 
 /// Where a key sits among the parts of a merge.
@@ -449,17 +537,22 @@ fn unlisted_after(listed_from: u64, cap: Bounds, dropped: &[Bounds]) -> u64 {
 ///   dropped, adds nothing to `other`), so a dropped cell's low says nothing of `other`.
 ///   Cases already in no listed cell still are.
 /// - `listed_from` is past the largest high dropped (capped by `total.high`).
-pub fn cut(merged: Part, top: usize, min_count: u64) -> Part {
+pub fn cut(mut merged: Part, top: usize, min_count: u64) -> Part {
+    let kept = Cut { top, min_count }.pick(&mut merged.cells, |c| c.count.low, by_ids);
+    let dropped: Vec<Bounds> = merged.cells.drain(kept..).map(|c| c.count).collect();
+    finish_cut(merged, &dropped)
+}
+
+/// A part whose cells are the kept ones, in order, given the counts of the cells dropped:
+/// `other` and `listed_from` as [`cut`] says.
+fn finish_cut(kept: Part, dropped: &[Bounds]) -> Part {
     let Part {
-        mut cells,
+        cells,
         total,
         other,
         none,
         listed_from: merged_from,
-    } = merged;
-    cells.sort_by(|a, b| b.count.low.cmp(&a.count.low).then_with(|| by_ids(a, b)));
-    let eligible = cells.iter().filter(|c| c.count.low >= min_count).count();
-    let dropped: Vec<Bounds> = cells.drain(eligible.min(top)..).map(|c| c.count).collect();
+    } = kept;
     let grown = (other + dropped.iter().copied().sum::<Bounds>()).high;
     let high = match (grown, total.high) {
         (Some(h), Some(t)) => Some(h.min(t)),
@@ -474,7 +567,7 @@ pub fn cut(merged: Part, top: usize, min_count: u64) -> Part {
             high,
         },
         none,
-        listed_from: listed_from(unlisted_after(merged_from, total, &dropped)),
+        listed_from: listed_from(unlisted_after(merged_from, total, dropped)),
     }
 }
 

@@ -1804,7 +1804,11 @@ mod tests {
         let mut docs: Vec<u32> = stored.iter().map(|case| case.doc).collect();
         docs.sort_unstable();
         docs.dedup();
-        assert_eq!(docs.len(), stored.len(), "a document number was given twice");
+        assert_eq!(
+            docs.len(),
+            stored.len(),
+            "a document number was given twice"
+        );
         for case in &stored {
             assert_eq!(index.case_id(case.doc), Some(case.id));
         }

@@ -17,7 +17,7 @@ use casereg_core::ids::{CaseId, CenterId, TermId};
 use casereg_core::index::{AgeField, CodeKind, Entry, Expansion, Index, Query};
 use casereg_core::merge::{
     Bounds, CoPart, CoPartValue, Key, Part, PartCell, Precision, cut, enrich, merge_aggregates,
-    merge_cooccurrence,
+    merge_and_cut, merge_cooccurrence,
 };
 use casereg_core::ontology::Ontology;
 use proptest::prelude::*;
@@ -129,6 +129,50 @@ proptest! {
         prop_assert_eq!(listed, ids, "sorted by key ids, each once");
         prop_assert!(left.cells.iter().all(|c| valid(&c.count)));
         prop_assert!([left.total, left.other, left.none].iter().all(valid));
+    }
+
+    #[test]
+    fn one_part_merges_as_it_would_with_an_empty_one(
+        p in (1usize..=2).prop_flat_map(part),
+    ) {
+        // A part listing nothing, of no cases, adds nothing to a merge; with it the merge
+        // takes the general path, alone it may take the single-part one.
+        let empty = Part {
+            cells: Vec::new(),
+            total: Bounds::ZERO,
+            other: Bounds::ZERO,
+            none: Bounds::ZERO,
+            listed_from: 0,
+        };
+        prop_assert_eq!(merge_aggregates([p.clone()]), merge_aggregates([p, empty]));
+    }
+
+    #[test]
+    fn a_cut_lists_the_first_cells_of_the_merge_by_count(
+        (p, top, min_count) in ((1usize..=2).prop_flat_map(part), 0usize..7, 0u64..12),
+    ) {
+        let merged = merge_aggregates([p]);
+        let ids = |cell: &PartCell| cell.keys.iter().map(|k| k.id.clone()).collect::<Vec<_>>();
+        let mut sorted = merged.cells.clone();
+        sorted.sort_by(|a, b| b.count.low.cmp(&a.count.low).then_with(|| ids(a).cmp(&ids(b))));
+        let expected: Vec<PartCell> = sorted
+            .into_iter()
+            .filter(|cell| cell.count.low >= min_count)
+            .take(top)
+            .collect();
+        prop_assert_eq!(cut(merged, top, min_count).cells, expected);
+    }
+
+    #[test]
+    fn merging_and_cutting_at_once_is_cutting_the_merge(
+        (parts, top, min_count) in (
+            (1usize..=2).prop_flat_map(|arity| proptest::collection::vec(part(arity), 1..4)),
+            0usize..7,
+            0u64..12,
+        ),
+    ) {
+        let apart = cut(merge_aggregates(parts.clone()), top, min_count);
+        prop_assert_eq!(merge_and_cut(parts, top, min_count), apart);
     }
 
     #[test]

@@ -60,12 +60,12 @@ pub fn aggregate(
     let (counts, total, other, none) = disclosure::protect(&result, min_cell_count);
     let cells = result
         .cells
-        .iter()
+        .into_iter()
         .zip(counts)
         .map(|(cell, count)| pb::AggregateCell {
             keys: cell
                 .keys
-                .iter()
+                .into_iter()
                 .zip(&dimensions)
                 .map(|(key, dimension)| labelled(key, *dimension, index))
                 .collect(),
@@ -105,6 +105,7 @@ pub fn cooccurrence(
         .cooccurrence(&query, dimension, cut)
         .map_err(|e| CoreError::Invalid(vec![FieldViolation::new("dimension", e.0)]))?;
     let subset_cases = disclosure::count(result.subset, min_cell_count);
+    let registry_cases = disclosure::count(result.registry, min_cell_count);
     let withheld = subset_cases.precision != pb::Precision::Exact as i32;
     let ratio = |a: u64, n: u64| if n == 0 { 0.0 } else { a as f64 / n as f64 };
     let values = if withheld {
@@ -112,12 +113,12 @@ pub fn cooccurrence(
     } else {
         result
             .values
-            .iter()
+            .into_iter()
             .map(|v| {
                 let frequency = ratio(v.subset, result.subset);
                 let registry_frequency = ratio(v.registry, result.registry);
                 pb::CoOccurringValue {
-                    key: Some(labelled(&v.key, dimension, index)),
+                    key: Some(labelled(v.key, dimension, index)),
                     cases: Some(disclosure::count(v.subset, min_cell_count)),
                     registry_cases: Some(disclosure::count(v.registry, min_cell_count)),
                     frequency,
@@ -136,7 +137,7 @@ pub fn cooccurrence(
     Ok(pb::CoOccurrenceResponse {
         values,
         subset_cases: Some(subset_cases),
-        registry_cases: Some(disclosure::count(result.registry, min_cell_count)),
+        registry_cases: Some(registry_cases),
         tested: result.tested as u64,
         min_cell_count,
     })
@@ -219,28 +220,29 @@ fn dimension(g: &pb::GroupBy) -> Result<Dimension, (&'static str, String)> {
 }
 
 /// A group key with its label.
-fn labelled(key: &GroupKey, dimension: Dimension, index: &Index) -> pb::GroupKey {
+fn labelled(key: GroupKey, dimension: Dimension, index: &Index) -> pb::GroupKey {
     let (id, label) = match key {
         GroupKey::Code(id) => {
             let label = match dimension {
-                Dimension::Code(kind) => index.label_of(kind, id).unwrap_or_default(),
+                Dimension::Code(kind) => index.label_of(kind, &id).unwrap_or_default(),
                 _ => "",
             };
-            (id.clone(), label.to_owned())
+            let label = label.to_owned();
+            (id, label)
         }
         GroupKey::Term(term) => (
             term.to_string(),
             index
                 .ontology()
-                .term(*term)
+                .term(term)
                 .map(|t| t.name.clone())
                 .unwrap_or_default(),
         ),
         GroupKey::Sex(sex) => {
-            let name = pb::Sex::try_from(*sex).map_or("UNKNOWN_SEX", |s| s.as_str_name());
+            let name = pb::Sex::try_from(sex).map_or("UNKNOWN_SEX", |s| s.as_str_name());
             (name.to_owned(), name.to_lowercase().replace('_', " "))
         }
-        GroupKey::Bucket { from, until } => (format!("[{from},{until})"), age_words(*from, *until)),
+        GroupKey::Bucket { from, until } => (format!("[{from},{until})"), age_words(from, until)),
         GroupKey::SeveralBuckets => ("several".to_owned(), "spans several buckets".to_owned()),
     };
     pb::GroupKey { id, label }

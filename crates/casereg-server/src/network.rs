@@ -660,17 +660,17 @@ impl Network for NetworkService {
         let local = {
             let full = full.clone();
             self.local(move |r| aggregate::aggregate(&full, &r.store.index(), 0))
-                .await?
         };
-        let answers = self
-            .fan_out(&plan, |mut client, route, wait| {
-                let request = pb::NetworkAggregateRequest {
-                    request: Some(full.clone()),
-                    route: Some(route),
-                };
-                async move { client.network_aggregate(request, Some(wait)).await }
-            })
-            .await;
+        let asking = self.fan_out(&plan, |mut client, route, wait| {
+            let request = pb::NetworkAggregateRequest {
+                request: Some(full.clone()),
+                route: Some(route),
+            };
+            async move { client.network_aggregate(request, Some(wait)).await }
+        });
+        // The local part is worked out while the peers are asked.
+        let (local, answers) = tokio::join!(local, asking);
+        let local = local?;
         let own = self.own_outcome(k);
         let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
         let parts: Vec<merge::Part> = std::iter::once(part_of(local))
@@ -680,8 +680,7 @@ impl Network for NetworkService {
                     .map(|a| part_of(a.merged.unwrap_or_default())),
             )
             .collect();
-        let merged = merge::merge_aggregates(parts);
-        let merged = merge::cut(merged, cut.top, cut.min_count);
+        let merged = merge::merge_and_cut(parts, cut.top, cut.min_count);
         let partial = !answered(&centers);
         Ok(Response::new(pb::NetworkAggregateResponse {
             merged: Some(wire_of(merged, k)),
@@ -713,17 +712,16 @@ impl Network for NetworkService {
         let local = {
             let full = full.clone();
             self.local(move |r| aggregate::cooccurrence(&full, &r.store.index(), 0))
-                .await?
         };
-        let answers = self
-            .fan_out(&plan, |mut client, route, wait| {
-                let request = pb::NetworkCoOccurrenceRequest {
-                    request: Some(full.clone()),
-                    route: Some(route),
-                };
-                async move { client.network_co_occurrence(request, Some(wait)).await }
-            })
-            .await;
+        let asking = self.fan_out(&plan, |mut client, route, wait| {
+            let request = pb::NetworkCoOccurrenceRequest {
+                request: Some(full.clone()),
+                route: Some(route),
+            };
+            async move { client.network_co_occurrence(request, Some(wait)).await }
+        });
+        let (local, answers) = tokio::join!(local, asking);
+        let local = local?;
         let own = self.own_outcome(k);
         let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
         let parts: Vec<merge::CoPart> = std::iter::once(co_part_of(local))
@@ -767,7 +765,7 @@ impl Network for NetworkService {
         let k = caller.min_cell_count(self.registry.min_cell_count);
         let records = caller.level() == crate::principals::Level::Record;
         // The local part: the count, and summaries only for a record-level caller.
-        let (local, mut hits) = {
+        let local = {
             let filter = filter.clone();
             self.local(move |registry| {
                 let query = filter::to_query(filter.as_ref(), "filter", &registry.store.index())?;
@@ -782,18 +780,19 @@ impl Network for NetworkService {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((page.total, hits))
             })
-            .await?
         };
-        let answers = self
-            .fan_out(&plan, |mut client, route, wait| {
-                let request = pb::NetworkSearchRequest {
-                    filter: filter.clone(),
-                    per_center,
-                    route: Some(route),
-                };
-                async move { client.network_search(request, Some(wait)).await }
-            })
-            .await;
+        let asking = self.fan_out(&plan, |mut client, route, wait| {
+            let request = pb::NetworkSearchRequest {
+                filter: filter.clone(),
+                per_center,
+                route: Some(route),
+            };
+            async move { client.network_search(request, Some(wait)).await }
+        });
+        let ((local, mut hits), answers) = match tokio::join!(local, asking) {
+            (Ok(local), answers) => (local, answers),
+            (Err(status), _) => return Err(status),
+        };
         let mut own = self.own_outcome(k);
         own.count = Some(crate::disclosure::count(local, k));
         let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
