@@ -77,105 +77,105 @@ pub fn phenopacket_to_draft(
 }
 
 /// What the Phenopacket schema marks as required, element by element.
+/// Paths are formatted only for what is missing.
 fn check_required(p: &pb::Phenopacket, field: &str, violations: &mut Vec<FieldViolation>) {
-    let mut require = |present: bool, path: String, what: &str| {
+    let mut require = |present: bool, path: std::fmt::Arguments<'_>, what: &str| {
         if !present {
             push_violation(
                 violations,
-                FieldViolation::new(path, format!("is required: {what}")),
+                FieldViolation::new(path.to_string(), format!("is required: {what}")),
             );
         }
     };
     require(
         p.meta_data.is_some(),
-        format!("{field}.metaData"),
+        format_args!("{field}.metaData"),
         "who created the record, when, and with which ontology versions",
     );
     if let Some(subject) = &p.subject {
         require(
             !subject.id.is_empty(),
-            format!("{field}.subject.id"),
+            format_args!("{field}.subject.id"),
             "the subject's id",
         );
     }
     for (i, feature) in p.phenotypic_features.iter().enumerate() {
         require(
             feature.r#type.is_some(),
-            format!("{field}.phenotypicFeatures[{i}].type"),
+            format_args!("{field}.phenotypicFeatures[{i}].type"),
             "the phenotype (an HPO term)",
         );
     }
     for (i, disease) in p.diseases.iter().enumerate() {
         require(
             disease.term.is_some(),
-            format!("{field}.diseases[{i}].term"),
+            format_args!("{field}.diseases[{i}].term"),
             "the disease",
         );
     }
     for (i, measurement) in p.measurements.iter().enumerate() {
         require(
             measurement.assay.is_some(),
-            format!("{field}.measurements[{i}].assay"),
+            format_args!("{field}.measurements[{i}].assay"),
             "what was measured (e.g. a LOINC code)",
         );
         require(
             measurement.measurement_value.is_some(),
-            format!("{field}.measurements[{i}].value"),
+            format_args!("{field}.measurements[{i}].value"),
             "the result (value or complexValue)",
         );
     }
     for (i, biosample) in p.biosamples.iter().enumerate() {
         require(
             !biosample.id.is_empty(),
-            format!("{field}.biosamples[{i}].id"),
+            format_args!("{field}.biosamples[{i}].id"),
             "the sample's id",
         );
     }
     for (i, interpretation) in p.interpretations.iter().enumerate() {
         require(
             !interpretation.id.is_empty(),
-            format!("{field}.interpretations[{i}].id"),
+            format_args!("{field}.interpretations[{i}].id"),
             "the interpretation's id",
         );
     }
     for (i, action) in p.medical_actions.iter().enumerate() {
-        let at = format!("{field}.medicalActions[{i}]");
         match &action.action {
             None => require(
                 false,
-                at,
+                format_args!("{field}.medicalActions[{i}]"),
                 "one of procedure, treatment, radiationTherapy, therapeuticRegimen",
             ),
             Some(pb::medical_action::Action::Treatment(t)) => {
                 require(
                     t.agent.is_some(),
-                    format!("{at}.treatment.agent"),
+                    format_args!("{field}.medicalActions[{i}].treatment.agent"),
                     "the agent given",
                 );
             }
             Some(pb::medical_action::Action::Procedure(procedure)) => {
                 require(
                     procedure.code.is_some(),
-                    format!("{at}.procedure.code"),
+                    format_args!("{field}.medicalActions[{i}].procedure.code"),
                     "the procedure",
                 );
             }
             Some(pb::medical_action::Action::RadiationTherapy(r)) => {
                 require(
                     r.modality.is_some(),
-                    format!("{at}.radiationTherapy.modality"),
+                    format_args!("{field}.medicalActions[{i}].radiationTherapy.modality"),
                     "the modality",
                 );
                 require(
                     r.body_site.is_some(),
-                    format!("{at}.radiationTherapy.bodySite"),
+                    format_args!("{field}.medicalActions[{i}].radiationTherapy.bodySite"),
                     "the body site",
                 );
             }
             Some(pb::medical_action::Action::TherapeuticRegimen(r)) => {
                 require(
                     r.identifier.is_some(),
-                    format!("{at}.therapeuticRegimen.identifier"),
+                    format_args!("{field}.medicalActions[{i}].therapeuticRegimen.identifier"),
                     "an ontologyClass or externalReference naming the regimen",
                 );
             }

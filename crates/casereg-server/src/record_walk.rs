@@ -6,7 +6,6 @@
 //! (Decoding into `prost_reflect::DynamicMessage` first cost a third of an import's CPU.)
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use casereg_core::FieldViolation;
@@ -206,7 +205,7 @@ impl<'r> Walker<'_, 'r> {
                                 0
                             }
                         };
-                        let _ = write!(path, "[{count}]");
+                        push_index(path, count);
                     }
                     match field.kind {
                         FieldKind::Text => {
@@ -250,7 +249,9 @@ impl<'r> Walker<'_, 'r> {
         if info.ontology_class {
             match class_id {
                 Some(id) if !id.is_empty() => self.refs.push(OntologyRef {
-                    field: format!("{path}.id"),
+                    // Every class's path is kept (a note may name it later): concatenated,
+                    // not formatted, as this runs for each of them.
+                    field: [path.as_str(), ".id"].concat(),
                     id,
                     label: class_label.unwrap_or_default(),
                     must_be_curie: key_position,
@@ -263,6 +264,27 @@ impl<'r> Walker<'_, 'r> {
         }
         Ok(())
     }
+}
+
+/// Appends `[i]` to a path without the formatting machinery (this runs for every element
+/// of every repeated field).
+fn push_index(path: &mut String, i: usize) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = i;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    path.push('[');
+    for &digit in &digits[start..] {
+        path.push(char::from(digit));
+    }
+    path.push(']');
 }
 
 /// Reads a base-128 varint, advancing `bytes`; `None` when truncated or over 10 bytes.
@@ -370,6 +392,15 @@ mod tests {
         .unwrap();
         let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, vec!["p.id", "p.phenotypicFeatures[0].description"]);
+    }
+
+    #[test]
+    fn indexes_are_written_in_decimal() {
+        for i in [0, 7, 10, 99, 1_000, usize::MAX] {
+            let mut path = "p.x".to_owned();
+            push_index(&mut path, i);
+            assert_eq!(path, format!("p.x[{i}]"));
+        }
     }
 
     #[test]
