@@ -130,11 +130,22 @@ type Postings<'a> = Vec<(Value<'a>, Cow<'a, RoaringBitmap>)>;
 /// Keeps the first `top` items in `order`, sorted: the same items and order as sorting all
 /// of them and truncating, without sorting those that are cut (`order` is total).
 fn sort_top<T>(items: &mut Vec<T>, top: usize, order: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    select_top(items, top, order);
+    items.truncate(top);
+}
+
+/// Puts the first `top` items by `order` at the front, sorted; the others follow, in no
+/// particular order. Only the kept items are sorted.
+pub(crate) fn select_top<T>(
+    items: &mut [T],
+    top: usize,
+    order: impl Fn(&T, &T) -> std::cmp::Ordering,
+) {
     if items.len() > top {
         items.select_nth_unstable_by(top, &order);
-        items.truncate(top);
     }
-    items.sort_by(order);
+    let kept = top.min(items.len());
+    items[..kept].sort_by(order);
 }
 
 impl Index {

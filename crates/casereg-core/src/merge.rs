@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::iter::Sum;
 use std::ops::Add;
 
+use crate::aggregate::{Cut, select_top};
 use crate::fast_hash::FastMap;
 use crate::stats::{benjamini_hochberg, fisher_greater};
 
@@ -327,33 +328,20 @@ pub fn merge_and_cut(parts: impl Into<Vec<Part>>, top: usize, min_count: u64) ->
     finish_cut(merged, &dropped)
 }
 
-/// Which cells a cut keeps: those with at least `min_count` cases, at most `top` of them.
-#[derive(Debug, Clone, Copy)]
-struct Cut {
-    top: usize,
-    min_count: u64,
-}
-
-impl Cut {
-    /// Puts the kept items of `items` first, in the cut's order, and returns how many they
-    /// are. `low` gives an item's count's low bound; `by_ids` orders items by key ids.
-    fn pick<T>(
-        self,
-        items: &mut [T],
-        low: impl Fn(&T) -> u64,
-        by_ids: impl Fn(&T, &T) -> Ordering,
-    ) -> usize {
-        let order = |a: &T, b: &T| low(b).cmp(&low(a)).then_with(|| by_ids(a, b));
-        let eligible = items.iter().filter(|i| low(i) >= self.min_count).count();
-        let kept = eligible.min(self.top);
-        // Only the kept items need their order: pick them first (the usual cut keeps 20 of
-        // hundreds), then sort just those.
-        if kept < items.len() {
-            items.select_nth_unstable_by(kept, order);
-        }
-        items[..kept].sort_unstable_by(order);
-        kept
-    }
+/// Puts the items `cut` keeps first, in its order (largest `low` first, ties by key ids),
+/// and returns how many they are: those with at least `min_count` cases, at most `top`.
+fn pick<T>(
+    cut: Cut,
+    items: &mut [T],
+    low: impl Fn(&T) -> u64,
+    by_ids: impl Fn(&T, &T) -> Ordering,
+) -> usize {
+    let eligible = items.iter().filter(|i| low(i) >= cut.min_count).count();
+    let kept = eligible.min(cut.top);
+    select_top(items, kept, |a, b| {
+        low(b).cmp(&low(a)).then_with(|| by_ids(a, b))
+    });
+    kept
 }
 
 /// The merge of a single part whose cells each have one key, no two the same (what a center
@@ -445,7 +433,7 @@ fn merge_many(mut parts: Vec<Part>, cut: Option<Cut>) -> (Part, Vec<Bounds>) {
             Vec::new()
         }
         Some(cut) => {
-            let kept = cut.pick(&mut order, |&slot| counts[slot].low, slot_ids);
+            let kept = pick(cut, &mut order, |&slot| counts[slot].low, slot_ids);
             order.drain(kept..).map(|slot| counts[slot]).collect()
         }
     };
@@ -538,7 +526,12 @@ fn unlisted_after(listed_from: u64, cap: Bounds, dropped: &[Bounds]) -> u64 {
 ///   Cases already in no listed cell still are.
 /// - `listed_from` is past the largest high dropped (capped by `total.high`).
 pub fn cut(mut merged: Part, top: usize, min_count: u64) -> Part {
-    let kept = Cut { top, min_count }.pick(&mut merged.cells, |c| c.count.low, by_ids);
+    let kept = pick(
+        Cut { top, min_count },
+        &mut merged.cells,
+        |c| c.count.low,
+        by_ids,
+    );
     let dropped: Vec<Bounds> = merged.cells.drain(kept..).map(|c| c.count).collect();
     finish_cut(merged, &dropped)
 }

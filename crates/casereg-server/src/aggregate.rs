@@ -105,7 +105,6 @@ pub fn cooccurrence(
         .cooccurrence(&query, dimension, cut)
         .map_err(|e| CoreError::Invalid(vec![FieldViolation::new("dimension", e.0)]))?;
     let subset_cases = disclosure::count(result.subset, min_cell_count);
-    let registry_cases = disclosure::count(result.registry, min_cell_count);
     let withheld = subset_cases.precision != pb::Precision::Exact as i32;
     let ratio = |a: u64, n: u64| if n == 0 { 0.0 } else { a as f64 / n as f64 };
     let values = if withheld {
@@ -137,7 +136,7 @@ pub fn cooccurrence(
     Ok(pb::CoOccurrenceResponse {
         values,
         subset_cases: Some(subset_cases),
-        registry_cases: Some(registry_cases),
+        registry_cases: Some(disclosure::count(result.registry, min_cell_count)),
         tested: result.tested as u64,
         min_cell_count,
     })
@@ -227,8 +226,7 @@ fn labelled(key: GroupKey, dimension: Dimension, index: &Index) -> pb::GroupKey 
                 Dimension::Code(kind) => index.label_of(kind, &id).unwrap_or_default(),
                 _ => "",
             };
-            let label = label.to_owned();
-            (id, label)
+            (id, label.to_owned())
         }
         GroupKey::Term(term) => (
             term.to_string(),

@@ -789,10 +789,8 @@ impl Network for NetworkService {
             };
             async move { client.network_search(request, Some(wait)).await }
         });
-        let ((local, mut hits), answers) = match tokio::join!(local, asking) {
-            (Ok(local), answers) => (local, answers),
-            (Err(status), _) => return Err(status),
-        };
+        let (local, answers) = tokio::join!(local, asking);
+        let (local, mut hits) = local?;
         let mut own = self.own_outcome(k);
         own.count = Some(crate::disclosure::count(local, k));
         let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
