@@ -36,6 +36,7 @@ use tokio::net::TcpListener;
 use crate::error::{BenchError, Result};
 use crate::machine::{self, Machine};
 use crate::report::{Markdown, grouped, mib, num, ratio};
+use crate::rng::SplitMix64;
 use crate::search::{AggregateCall, aggregate_calls, default_corpus, dir_size, progress, rss_note};
 use crate::synth::{Generator, read_corpus};
 use crate::timing::{Repeat, Samples, micros, millis};
@@ -176,7 +177,7 @@ enum Call {
     LocalNetwork,
 }
 
-/// The calls of a round, in order.
+/// The calls of a round (each round shuffles their order).
 const CALLS: [Call; 4] = [
     Call::Health,
     Call::Single,
@@ -801,8 +802,15 @@ fn measure_on(
         let mut durations = vec![Vec::with_capacity(repeat.runs); CALLS.len()];
         let mut cells = [0; CALLS.len()];
         let mut same_cells = true;
+        // Each round makes the calls in its own order: a call made right after another on the
+        // same server and data finds that data in the cache, so a fixed order would favour
+        // whichever call follows its own server's.
+        let mut rng = SplitMix64::new(args.seed);
+        let mut order: Vec<usize> = (0..CALLS.len()).collect();
         for round in 0..repeat.warmup + repeat.runs {
-            for (k, what) in CALLS.into_iter().enumerate() {
+            rng.shuffle(&mut order);
+            for &k in &order {
+                let what = CALLS[k];
                 let call_started = Instant::now();
                 let answer = clients.call(what, facet).await?;
                 let took = call_started.elapsed();
@@ -1076,7 +1084,8 @@ fn render(report: &Report<'_>) -> String {
     ));
     md.line(format!(
         "- Latency: {} timed rounds after {} warm-up rounds; each round makes each call once, \
-         in the order of the table, from one `casereg_client::Client` per server on its own \
+         in an order shuffled for each round (seeded; a fixed order lets a call profit from \
+         the cache of the call before it on the same server), from one `casereg_client::Client` per server on its own \
          current-thread runtime; p50 and p99 are nearest-rank percentiles, in µs",
         args.runs, args.warmup
     ));

@@ -53,6 +53,13 @@ impl SplitMix64 {
     pub fn chance(&mut self, p: f64) -> bool {
         self.unit() < p
     }
+
+    /// Puts `items` in a uniformly random order (Fisher–Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -76,5 +83,19 @@ mod tests {
             }
         }
         assert_eq!(rng.below(0), 0);
+    }
+
+    #[test]
+    fn shuffles_into_every_order() {
+        let mut rng = SplitMix64::new(3);
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..6_000 {
+            let mut items = [0, 1, 2];
+            rng.shuffle(&mut items);
+            *seen.entry(items).or_insert(0u32) += 1;
+        }
+        // Each of the 6 orders about 1,000 times.
+        assert_eq!(seen.len(), 6);
+        assert!(seen.values().all(|n| (850..1_150).contains(n)), "{seen:?}");
     }
 }

@@ -79,6 +79,8 @@ pub struct Client {
     ontology: OntologyClient<Transport>,
     audit: AuditClient<Transport>,
     network: NetworkClient<Transport>,
+    /// For calls whose answers are read into [`casereg_proto::zero_copy`] messages.
+    grpc: tonic::client::Grpc<Transport>,
     health: HealthClient<Transport>,
     request_timeout: Duration,
 }
@@ -136,6 +138,11 @@ impl Client {
             audit: AuditClient::with_interceptor(channel.clone(), credentials.clone()),
             network: NetworkClient::with_interceptor(channel.clone(), credentials.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            grpc: tonic::client::Grpc::new(InterceptedService::new(
+                channel.clone(),
+                credentials.clone(),
+            ))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
             health: HealthClient::with_interceptor(channel, credentials),
             request_timeout: options.request_timeout,
         }
@@ -322,6 +329,35 @@ impl Client {
     ) -> Result<pb::NetworkAggregateResponse, ClientError> {
         let t = deadline.unwrap_or(self.request_timeout);
         unary(t, self.network.network_aggregate(with_deadline(request, t))).await
+    }
+
+    /// [`Client::network_aggregate`], its answer read as a
+    /// [`casereg_proto::zero_copy::NetworkAggregateResponse`]: ids and labels share the
+    /// received buffer instead of each being copied (what a coordinator merging many
+    /// centers' full distributions wants). Their bytes are not yet checked as UTF-8.
+    pub async fn network_aggregate_zero_copy(
+        &mut self,
+        request: pb::NetworkAggregateRequest,
+        deadline: Option<Duration>,
+    ) -> Result<casereg_proto::zero_copy::NetworkAggregateResponse, ClientError> {
+        let t = deadline.unwrap_or(self.request_timeout);
+        let mut request = with_deadline(request, t);
+        request.extensions_mut().insert(tonic::GrpcMethod::new(
+            "casereg.v1.Network",
+            "NetworkAggregate",
+        ));
+        let grpc = &mut self.grpc;
+        unary(t, async move {
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(format!("not ready: {e}")))?;
+            let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/casereg.v1.Network/NetworkAggregate",
+            );
+            grpc.unary(request, path, tonic_prost::ProstCodec::default())
+                .await
+        })
+        .await
     }
 
     /// Co-occurrence and enrichment across the network, merged, with each center's fate.

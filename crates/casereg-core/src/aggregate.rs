@@ -145,7 +145,7 @@ pub(crate) fn select_top<T>(
         items.select_nth_unstable_by(top, &order);
     }
     let kept = top.min(items.len());
-    items[..kept].sort_by(order);
+    items[..kept].sort_unstable_by(order);
 }
 
 impl Index {

@@ -16,5 +16,6 @@ pub mod merge;
 pub mod ontology;
 pub mod stats;
 pub mod store;
+pub mod text;
 
 pub use error::{CoreError, FieldViolation, Result};

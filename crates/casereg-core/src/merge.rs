@@ -22,6 +22,7 @@ use std::ops::Add;
 use crate::aggregate::{Cut, select_top};
 use crate::fast_hash::FastMap;
 use crate::stats::{benjamini_hochberg, fisher_greater};
+use crate::text::Text;
 
 /// How exactly a reported count is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,9 +187,9 @@ pub fn merge_counts(parts: &[Bounds]) -> Bounds {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
     /// What identifies the value (a CURIE, a sex name, an age range): merging matches by it.
-    pub id: String,
+    pub id: Text,
     /// How it reads; centers may label an id differently (see [`merge_aggregates`]).
-    pub label: String,
+    pub label: Text,
 }
 
 /// One cell of an aggregate.
@@ -238,7 +239,7 @@ fn listed_from(max: u64) -> u64 {
 
 /// Records `key`'s label under its id: the smallest non-empty label seen wins, which does
 /// not depend on the order parts are merged in.
-fn reconcile(labels: &mut BTreeMap<String, String>, key: &Key) {
+fn reconcile(labels: &mut BTreeMap<Text, Text>, key: &Key) {
     let label = labels.entry(key.id.clone()).or_default();
     if prefer(&key.label, label) {
         label.clone_from(&key.label);
@@ -247,20 +248,20 @@ fn reconcile(labels: &mut BTreeMap<String, String>, key: &Key) {
 
 /// Whether `label` replaces `current` under the reconciling rule: the smallest non-empty
 /// label wins.
-fn prefer(label: &str, current: &str) -> bool {
+fn prefer(label: &Text, current: &Text) -> bool {
     !label.is_empty() && (current.is_empty() || label < current)
 }
 
-fn keyed(id: &str, labels: &BTreeMap<String, String>) -> Key {
+fn keyed(id: &str, labels: &BTreeMap<Text, Text>) -> Key {
     Key {
-        id: id.to_owned(),
+        id: Text::from(id),
         label: labels.get(id).cloned().unwrap_or_default(),
     }
 }
 
 /// A cell's key ids, in order, borrowed.
-fn cell_ids(cell: &PartCell) -> impl Iterator<Item = &str> {
-    cell.keys.iter().map(|k| k.id.as_str())
+fn cell_ids(cell: &PartCell) -> impl Iterator<Item = &Text> {
+    cell.keys.iter().map(|k| &k.id)
 }
 
 /// A cell's keys compared and hashed by their ids alone (labels may differ between parts).
@@ -310,21 +311,21 @@ fn by_ids(a: &PartCell, b: &PartCell) -> Ordering {
 /// labels.
 pub fn merge_aggregates(parts: impl Into<Vec<Part>>) -> Part {
     let mut parts: Vec<Part> = parts.into();
-    if parts.len() == 1
-        && let Some(part) = parts.pop()
-    {
-        match merge_one(part) {
-            Ok(merged) => return merged,
-            Err(part) => parts.push(part),
-        }
+    match merged_alone(&mut parts) {
+        Some(merged) => merged,
+        None => merge_many(parts, None).0,
     }
-    merge_many(parts, None).0
 }
 
 /// `cut(merge_aggregates(parts), top, min_count)`, without building the cells the cut
 /// drops (a coordinator merges hundreds of cells per center to keep twenty).
 pub fn merge_and_cut(parts: impl Into<Vec<Part>>, top: usize, min_count: u64) -> Part {
-    let (merged, dropped) = merge_many(parts.into(), Some(Cut { top, min_count }));
+    let mut parts: Vec<Part> = parts.into();
+    // A center with no peers answering its part of a network call has nothing to merge.
+    if let Some(merged) = merged_alone(&mut parts) {
+        return cut(merged, top, min_count);
+    }
+    let (merged, dropped) = merge_many(parts, Some(Cut { top, min_count }));
     finish_cut(merged, &dropped)
 }
 
@@ -342,6 +343,21 @@ fn pick<T>(
         low(b).cmp(&low(a)).then_with(|| by_ids(a, b))
     });
     kept
+}
+
+/// The merge of `parts` when they are a single part [`merge_one`] takes; otherwise `parts`
+/// is left as it was.
+fn merged_alone(parts: &mut Vec<Part>) -> Option<Part> {
+    if parts.len() != 1 {
+        return None;
+    }
+    match merge_one(parts.pop()?) {
+        Ok(merged) => Some(merged),
+        Err(part) => {
+            parts.push(part);
+            None
+        }
+    }
 }
 
 /// The merge of a single part whose cells each have one key, no two the same (what a center
@@ -372,11 +388,14 @@ fn merge_one(mut part: Part) -> std::result::Result<Part, Part> {
 /// [`merge_aggregates`] of any number of parts; with a cut, only the cells it keeps (in its
 /// order) and the counts of those it drops.
 fn merge_many(mut parts: Vec<Part>, cut: Option<Cut>) -> (Part, Vec<Bounds>) {
-    // Every distinct cell (by key ids) gets a slot, the cell where it was first seen; the
-    // label of each id is the preferred one of any part, by where it is.
+    // Every distinct cell (by key ids) gets a slot, the cell where it was first seen; each
+    // id gets the preferred label of any part.
+    let cells: usize = parts.iter().map(|p| p.cells.len()).sum();
     let mut slots: FastMap<CellIds<'_>, usize> = FastMap::default();
-    let mut first_seen: Vec<(usize, usize)> = Vec::new();
-    let mut labels: FastMap<&str, (&str, KeyAt)> = FastMap::default();
+    slots.reserve(cells);
+    let mut first_seen: Vec<(usize, usize)> = Vec::with_capacity(cells);
+    let mut labels: FastMap<&Text, &Text> = FastMap::default();
+    labels.reserve(cells);
     let part_slots: Vec<Vec<usize>> = parts
         .iter()
         .enumerate()
@@ -385,15 +404,10 @@ fn merge_many(mut parts: Vec<Part>, cut: Option<Cut>) -> (Part, Vec<Bounds>) {
                 .iter()
                 .enumerate()
                 .map(|(c, cell)| {
-                    for (k, key) in cell.keys.iter().enumerate() {
-                        let at = KeyAt {
-                            part: p,
-                            cell: c,
-                            key: k,
-                        };
-                        let label = labels.entry(key.id.as_str()).or_insert(("", at));
-                        if prefer(&key.label, label.0) {
-                            *label = (key.label.as_str(), at);
+                    for key in &cell.keys {
+                        let label = labels.entry(&key.id).or_insert(&key.label);
+                        if prefer(&key.label, label) {
+                            *label = &key.label;
                         }
                     }
                     let next = first_seen.len();
@@ -437,25 +451,14 @@ fn merge_many(mut parts: Vec<Part>, cut: Option<Cut>) -> (Part, Vec<Bounds>) {
             order.drain(kept..).map(|slot| counts[slot]).collect()
         }
     };
-    // Labels found at another key than the one moved into the merge are copied now, before
-    // any is moved; the others move with their keys.
-    let mut copied: Vec<Vec<Option<String>>> = order
+    // The kept cells' labels (shared, not copied), taken before their keys are moved.
+    let chosen: Vec<Vec<Text>> = order
         .iter()
         .map(|&slot| {
-            let (p, c) = first_seen[slot];
-            cell_at((p, c))
+            cell_at(first_seen[slot])
                 .keys
                 .iter()
-                .enumerate()
-                .map(|(k, key)| {
-                    let (label, at) = labels[key.id.as_str()];
-                    (at != KeyAt {
-                        part: p,
-                        cell: c,
-                        key: k,
-                    })
-                    .then(|| label.to_owned())
-                })
+                .map(|key| labels[&key.id].clone())
                 .collect()
         })
         .collect();
@@ -468,17 +471,14 @@ fn merge_many(mut parts: Vec<Part>, cut: Option<Cut>) -> (Part, Vec<Bounds>) {
     let (total, none) = (sum(|p| p.total), sum(|p| p.none));
     let cells = order
         .into_iter()
-        .zip(&mut copied)
-        .map(|(slot, copied)| {
+        .zip(chosen)
+        .map(|(slot, labels)| {
             let (p, c) = first_seen[slot];
             let keys = std::mem::take(&mut parts[p].cells[c].keys);
             let keys = keys
                 .into_iter()
-                .zip(copied.iter_mut())
-                .map(|(key, copy)| Key {
-                    id: key.id,
-                    label: copy.take().unwrap_or(key.label),
-                })
+                .zip(labels)
+                .map(|(key, label)| Key { id: key.id, label })
                 .collect();
             PartCell {
                 keys,
@@ -494,14 +494,6 @@ fn merge_many(mut parts: Vec<Part>, cut: Option<Cut>) -> (Part, Vec<Bounds>) {
         listed_from: listed_from(hidden),
     };
     (merged, dropped)
-}
-
-/// Where a key sits among the parts of a merge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct KeyAt {
-    part: usize,
-    cell: usize,
-    key: usize,
 }
 
 /// The most an unlisted cell may hold after `dropped` join those a part already left out
@@ -792,8 +784,8 @@ mod tests {
 
     fn key(id: &str, label: &str) -> Key {
         Key {
-            id: id.to_owned(),
-            label: label.to_owned(),
+            id: id.into(),
+            label: label.into(),
         }
     }
 

@@ -38,8 +38,8 @@ fn bounds() -> impl Strategy<Value = Bounds> {
 
 fn key(id: &str, label: &str) -> Key {
     Key {
-        id: id.to_owned(),
-        label: label.to_owned(),
+        id: id.into(),
+        label: label.into(),
     }
 }
 
@@ -394,7 +394,7 @@ fn ids(keys: &[GroupKey]) -> Vec<String> {
 }
 
 fn merged_ids(cell: &PartCell) -> Vec<String> {
-    cell.keys.iter().map(|k| k.id.clone()).collect()
+    cell.keys.iter().map(|k| k.id.to_string()).collect()
 }
 
 /// The disclosure rule: a count from 1 to k−1 is withheld (0 and 1: exact access).
@@ -617,10 +617,10 @@ fn check_cooccurrence(
         .map(|v| (key_id(&v.key), (v.subset, v.registry)))
         .collect();
     for value in &merged.values {
-        let (subset, registry) = truth.get(&value.key.id).copied().unwrap_or((0, 0));
+        let (subset, registry) = truth.get(value.key.id.as_str()).copied().unwrap_or((0, 0));
         prop_assert!(value.subset.contains(subset), "{:?} vs {}", value, subset);
         // A value absent from the union's subset may be anywhere in its registry.
-        if truth.contains_key(&value.key.id) {
+        if truth.contains_key(value.key.id.as_str()) {
             prop_assert!(
                 value.registry.contains(registry),
                 "{:?} vs {}",
@@ -652,7 +652,7 @@ fn check_cooccurrence(
         .collect();
     let all_known = enriched.values.iter().all(|v| v.p_value.is_some());
     for value in &enriched.values {
-        let Some((p, q)) = union_tests.get(&value.key.id).copied() else {
+        let Some((p, q)) = union_tests.get(value.key.id.as_str()).copied() else {
             continue;
         };
         if let Some(merged_p) = value.p_value {

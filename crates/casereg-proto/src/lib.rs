@@ -1,7 +1,7 @@
 //! The casereg wire contract, generated from `proto/casereg/v1/*.proto` at build time.
 //!
-//! Nothing here is written by hand except this module list: prost messages, tonic client and
-//! server stubs, and pbjson serde impls (proto3 JSON, so a `Phenopacket` serialises to
+//! Generated, apart from this module list and [`zero_copy`]: prost messages, tonic client
+//! and server stubs, and pbjson serde impls (proto3 JSON, so a `Phenopacket` serialises to
 //! GA4GH Phenopacket JSON and parses camelCase or snake_case keys, enum names or numbers,
 //! and 64-bit integers as numbers or strings).
 
@@ -12,6 +12,8 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/casereg.v1.rs"));
     include!(concat!(env!("OUT_DIR"), "/casereg.v1.serde.rs"));
 }
+
+pub mod zero_copy;
 
 /// The encoded `FileDescriptorSet` of the whole contract: served by gRPC reflection so that
 /// generic clients work with no .proto at hand, and used for reflective record checks.

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use casereg_client::{BearerToken, Client, ClientError, ConnectOptions, TlsOptions};
 use casereg_core::ids::CenterId;
 use casereg_core::merge::{self, Bounds};
+use casereg_core::text::Text;
 use casereg_proto::v1 as pb;
 use casereg_proto::v1::network_server::Network;
 use tonic::{Request, Response, Status};
@@ -215,12 +216,11 @@ fn to_count(bounds: &Bounds, k: u64) -> pb::Count {
     }
 }
 
-/// A center's answer to a full-distribution request, for merging. When it listed as many
-/// cells as it was asked for, cells it did not list have at most as many cases as its
-/// smallest listed one.
+/// This registry's own answer to a full-distribution request, for merging (its strings
+/// move into the part).
 fn part_of(response: pb::AggregateResponse) -> merge::Part {
     let k = response.min_cell_count;
-    let cells: Vec<merge::PartCell> = response
+    let cells = response
         .cells
         .into_iter()
         .map(|cell| merge::PartCell {
@@ -228,19 +228,70 @@ fn part_of(response: pb::AggregateResponse) -> merge::Part {
                 .keys
                 .into_iter()
                 .map(|key| merge::Key {
-                    id: key.id,
-                    label: key.label,
+                    id: key.id.into(),
+                    label: key.label.into(),
                 })
                 .collect(),
             count: bounds(cell.count.as_ref(), k),
         })
         .collect();
+    full_part(cells, [&response.total, &response.other, &response.none], k)
+}
+
+/// A peer's answer to a full-distribution request, for merging: its ids and labels stay in
+/// the received buffer. Fails, naming the cell, if one is not UTF-8.
+fn shared_part_of(
+    response: casereg_proto::zero_copy::AggregateResponse,
+) -> Result<merge::Part, ClientError> {
+    let k = response.min_cell_count;
+    let text = |bytes, i: usize, field: &str| {
+        Text::from_utf8(bytes).map_err(|e| ClientError::Other {
+            code: tonic::Code::Internal,
+            message: format!("the answer's cells[{i}].keys.{field}: {e}"),
+        })
+    };
+    let cells = response
+        .cells
+        .into_iter()
+        .enumerate()
+        .map(|(i, cell)| {
+            let keys = cell
+                .keys
+                .into_iter()
+                .map(|key| {
+                    Ok(merge::Key {
+                        id: text(key.id, i, "id")?,
+                        label: text(key.label, i, "label")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, ClientError>>()?;
+            Ok(merge::PartCell {
+                keys,
+                count: bounds(cell.count.as_ref(), k),
+            })
+        })
+        .collect::<Result<Vec<_>, ClientError>>()?;
+    Ok(full_part(
+        cells,
+        [&response.total, &response.other, &response.none],
+        k,
+    ))
+}
+
+/// A part from the cells of a full-distribution answer at threshold `k` and its total,
+/// other and none counts. When it listed as many cells as it was asked for, cells it did
+/// not list have at most as many cases as its smallest listed one.
+fn full_part(
+    cells: Vec<merge::PartCell>,
+    [total, other, none]: [&Option<pb::Count>; 3],
+    k: u64,
+) -> merge::Part {
     let listed_from = listed_from(cells.len(), 0, cells.iter().map(|c| c.count.high));
     merge::Part {
         cells,
-        total: bounds(response.total.as_ref(), k),
-        other: bounds(response.other.as_ref(), k),
-        none: bounds(response.none.as_ref(), k),
+        total: bounds(total.as_ref(), k),
+        other: bounds(other.as_ref(), k),
+        none: bounds(none.as_ref(), k),
         listed_from,
     }
 }
@@ -270,8 +321,8 @@ fn co_part_of(response: pb::CoOccurrenceResponse) -> merge::CoPart {
             let key = value.key.unwrap_or_default();
             merge::CoPartValue {
                 key: merge::Key {
-                    id: key.id,
-                    label: key.label,
+                    id: key.id.into(),
+                    label: key.label.into(),
                 },
                 subset: bounds(value.cases.as_ref(), k),
                 registry: bounds(value.registry_cases.as_ref(), k),
@@ -301,8 +352,8 @@ fn co_wire_of(enriched: &merge::Enriched, k: u64) -> pb::CoOccurrenceResponse {
             .filter(|v| shown(v))
             .map(|value| pb::CoOccurringValue {
                 key: Some(pb::GroupKey {
-                    id: value.key.id.clone(),
-                    label: value.key.label.clone(),
+                    id: value.key.id.to_string(),
+                    label: value.key.label.to_string(),
                 }),
                 cases: Some(to_count(&value.subset, k)),
                 registry_cases: Some(to_count(&value.registry, k)),
@@ -330,8 +381,8 @@ fn wire_of(part: merge::Part, k: u64) -> pb::AggregateResponse {
                     .keys
                     .into_iter()
                     .map(|key| pb::GroupKey {
-                        id: key.id,
-                        label: key.label,
+                        id: key.id.into(),
+                        label: key.label.into(),
                     })
                     .collect(),
                 count: Some(to_count(&cell.count, k)),
@@ -661,24 +712,28 @@ impl Network for NetworkService {
             let full = full.clone();
             self.local(move |r| aggregate::aggregate(&full, &r.store.index(), 0))
         };
+        // Each peer's answer is made a part as it arrives, its strings left in the buffer
+        // they came in.
         let asking = self.fan_out(&plan, |mut client, route, wait| {
             let request = pb::NetworkAggregateRequest {
                 request: Some(full.clone()),
                 route: Some(route),
             };
-            async move { client.network_aggregate(request, Some(wait)).await }
+            async move {
+                let answer = client
+                    .network_aggregate_zero_copy(request, Some(wait))
+                    .await?;
+                let part = shared_part_of(answer.merged.unwrap_or_default())?;
+                Ok((part, answer.centers))
+            }
         });
         // The local part is worked out while the peers are asked.
         let (local, answers) = tokio::join!(local, asking);
         let local = local?;
         let own = self.own_outcome(k);
-        let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
+        let (arrived, centers) = self.collect(plan, own, answers, |(_, centers)| centers.clone());
         let parts: Vec<merge::Part> = std::iter::once(part_of(local))
-            .chain(
-                arrived
-                    .into_iter()
-                    .map(|a| part_of(a.merged.unwrap_or_default())),
-            )
+            .chain(arrived.into_iter().map(|(part, _)| part))
             .collect();
         let merged = merge::merge_and_cut(parts, cut.top, cut.min_count);
         let partial = !answered(&centers);
