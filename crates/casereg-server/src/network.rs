@@ -876,6 +876,60 @@ impl Network for NetworkService {
 mod tests {
     use super::*;
 
+    /// An answer with `cells` (id, label, exact count), as a center sends it.
+    fn answer(cells: &[(&str, &str, u64)]) -> pb::AggregateResponse {
+        let count = |value| {
+            Some(pb::Count {
+                value,
+                precision: pb::Precision::Exact.into(),
+            })
+        };
+        pb::AggregateResponse {
+            cells: cells
+                .iter()
+                .map(|&(id, label, n)| pb::AggregateCell {
+                    keys: vec![pb::GroupKey {
+                        id: id.to_owned(),
+                        label: label.to_owned(),
+                    }],
+                    count: count(n),
+                })
+                .collect(),
+            total: count(9),
+            other: count(1),
+            none: count(2),
+            min_cell_count: 0,
+        }
+    }
+
+    /// `response` as a coordinator receives it from a peer.
+    fn received(response: &pb::AggregateResponse) -> casereg_proto::zero_copy::AggregateResponse {
+        use prost::Message as _;
+        casereg_proto::zero_copy::AggregateResponse::decode(prost::bytes::Bytes::from(
+            response.encode_to_vec(),
+        ))
+        .expect("decodes")
+    }
+
+    #[test]
+    fn a_received_answer_is_the_same_part_as_a_local_one() {
+        let local = answer(&[("OMIM:1", "Sjögren syndrome", 5), ("OMIM:2", "", 3)]);
+        let part = shared_part_of(received(&local)).expect("UTF-8");
+        assert_eq!(part, part_of(local));
+    }
+
+    #[test]
+    fn a_peer_answer_that_is_not_utf8_is_an_error_naming_the_cell() {
+        let mut peer = received(&answer(&[("OMIM:1", "a", 5), ("OMIM:2", "b", 3)]));
+        peer.cells[1].keys[0].label = prost::bytes::Bytes::from_static(b"Sj\xf6gren");
+        let error = shared_part_of(peer).expect_err("not UTF-8");
+        assert!(
+            matches!(&error, ClientError::Other { message, .. }
+                if message.contains("cells[1].keys.label") && message.contains("offset 2")),
+            "{error}"
+        );
+    }
+
     #[test]
     fn grpc_timeouts_are_read_in_every_unit() {
         let mut metadata = tonic::metadata::MetadataMap::new();
