@@ -19,8 +19,10 @@ use tokio::sync::mpsc;
 
 use crate::ClientError;
 
-/// Records per stream message (the server accepts up to 1,000).
-pub const RECORDS_PER_MESSAGE: usize = 250;
+/// Records per stream message (the server accepts up to 1,000). Small messages keep the
+/// encode and decode buffers of both ends small and reused: at 250 records (about 1 MB a
+/// message) the corpus import took a fifth longer, in the CLI and the server alike.
+pub const RECORDS_PER_MESSAGE: usize = 32;
 
 /// Stream messages buffered between the file reader and the network.
 const MESSAGES_IN_FLIGHT: usize = 4;

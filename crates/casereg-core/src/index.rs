@@ -329,9 +329,17 @@ impl<'a> RunningBelow<'a> {
 }
 
 /// Adds or removes `doc` in `bitmap`.
+/// Adds `doc` to `bitmap`. New cases take the next document number, so the usual case is
+/// an append, which skips the search an insert makes.
+fn add_doc(bitmap: &mut RoaringBitmap, doc: u32) {
+    if bitmap.try_push(doc).is_err() {
+        bitmap.insert(doc);
+    }
+}
+
 fn set(bitmap: &mut RoaringBitmap, doc: u32, add: bool) {
     if add {
-        bitmap.insert(doc);
+        add_doc(bitmap, doc);
     } else {
         bitmap.remove(doc);
     }
@@ -540,7 +548,7 @@ impl TermsByDoc {
 /// Adds or removes `doc` in the bitmap under `key`, dropping bitmaps that become empty.
 fn post<K: Ord>(map: &mut BTreeMap<K, RoaringBitmap>, key: K, doc: u32, add: bool) {
     if add {
-        map.entry(key).or_default().insert(doc);
+        add_doc(map.entry(key).or_default(), doc);
     } else if let Some(bitmap) = map.get_mut(&key) {
         bitmap.remove(doc);
         if bitmap.is_empty() {
@@ -637,33 +645,67 @@ impl Index {
 
     /// Posts a case (a no-op for a retracted one, apart from remembering its id).
     pub fn insert(&mut self, entry: Entry<'_>) {
+        let mut closure = Vec::new();
+        self.insert_deferring(entry, &mut closure);
+        self.post_closure(closure);
+    }
+
+    /// Removes a case's postings, as they were inserted.
+    pub fn remove(&mut self, entry: Entry<'_>) {
+        if entry.active {
+            self.post(entry, false, None);
+        }
+    }
+
+    /// Applies a write's changes in their order: each `(old, new)` removes the old
+    /// version's postings, if any, and adds the new one's. A write of many new cases posts
+    /// each phenotype's ancestors (most of its postings) once per term rather than once
+    /// per case and term.
+    pub fn apply<'a>(&mut self, changes: impl IntoIterator<Item = (Option<Entry<'a>>, Entry<'a>)>) {
+        let mut closure = Vec::new();
+        for (old, new) in changes {
+            if let Some(old) = old {
+                // A removal sees every earlier addition.
+                self.post_closure(std::mem::take(&mut closure));
+                self.remove(old);
+            }
+            self.insert_deferring(new, &mut closure);
+        }
+        self.post_closure(closure);
+    }
+
+    /// Inserts `entry`, leaving its ancestor-closure postings in `closure` for
+    /// [`Self::post_closure`].
+    fn insert_deferring(&mut self, entry: Entry<'_>, closure: &mut Vec<(TermId, u32)>) {
         let slot = entry.doc as usize;
         if self.docs.len() <= slot {
             self.docs.resize(slot + 1, None);
         }
         self.docs[slot] = Some(entry.id);
         if entry.active {
-            self.post(entry, true);
+            self.post(entry, true, Some(closure));
         }
     }
 
-    /// Removes a case's postings, as they were inserted.
-    pub fn remove(&mut self, entry: Entry<'_>) {
-        if entry.active {
-            self.post(entry, false);
+    /// Adds deferred `(term, doc)` closure postings, grouped by term.
+    fn post_closure(&mut self, mut closure: Vec<(TermId, u32)>) {
+        closure.sort_unstable();
+        for run in closure.chunk_by(|a, b| a.0 == b.0) {
+            let bitmap = self.present_closure.entry(run[0].0).or_default();
+            for &(_, doc) in run {
+                add_doc(bitmap, doc);
+            }
         }
     }
 
-    fn post(&mut self, entry: Entry<'_>, add: bool) {
+    /// Adds or removes a case's postings. Additions to the ancestor closure go to
+    /// `deferred` when given.
+    fn post(&mut self, entry: Entry<'_>, add: bool, deferred: Option<&mut Vec<(TermId, u32)>>) {
         let Entry {
             doc, center, facts, ..
         } = entry;
         self.valued = Valued::default();
-        if add {
-            self.active.insert(doc);
-        } else {
-            self.active.remove(doc);
-        }
+        set(&mut self.active, doc, add);
         for &term in &facts.present {
             post(&mut self.present, term, doc, add);
         }
@@ -677,8 +719,13 @@ impl Index {
             }
             closure.sort_unstable();
             closure.dedup();
-            for term in closure {
-                post(&mut self.present_closure, term, doc, add);
+            match deferred {
+                Some(deferred) if add => deferred.extend(closure.into_iter().map(|t| (t, doc))),
+                _ => {
+                    for term in closure {
+                        post(&mut self.present_closure, term, doc, add);
+                    }
+                }
             }
         }
         for &term in &facts.excluded {
@@ -1375,6 +1422,105 @@ mod tests {
             }
         }
         assert!(marks.contains(&365), "a year is a mark: {marks:?}");
+    }
+
+    /// A write's changes applied together leave the index as applying them one by one
+    /// does, also when a change removes a version that the same write added.
+    #[test]
+    fn applying_a_write_at_once_equals_one_change_at_a_time() {
+        const TERMS: &[u32] = &[118, 152, 951, 11_121, 25_520, 1250, 7359, 2069, 4322];
+        let hpo = Arc::new(Ontology::embedded().unwrap());
+        let center = CenterId::parse("center-a").unwrap();
+        let mut next = draws(11);
+        fn facts(next: &mut impl FnMut(u64) -> u64) -> CaseFacts {
+            CaseFacts {
+                present: (0..=next(4))
+                    .map(|_| TermId(TERMS[next(TERMS.len() as u64) as usize]))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+                sex: next(3) as i32,
+                ..CaseFacts::default()
+            }
+        }
+        // Three writes: new cases; new cases and a replacement of one of them; replacements
+        // of earlier cases, one replaced twice.
+        let mut versions: Vec<CaseFacts> = Vec::new();
+        let mut writes: Vec<Vec<(Option<usize>, usize, u32)>> = Vec::new();
+        let mut doc_of_version: Vec<u32> = Vec::new();
+        let mut current: Vec<usize> = Vec::new();
+        for (first, count) in [(0u32, 40u32), (40, 30)] {
+            let mut write = Vec::new();
+            for doc in first..first + count {
+                versions.push(facts(&mut next));
+                doc_of_version.push(doc);
+                current.push(versions.len() - 1);
+                write.push((None, versions.len() - 1, doc));
+            }
+            let doc = first + 3;
+            versions.push(facts(&mut next));
+            doc_of_version.push(doc);
+            write.push((Some(current[doc as usize]), versions.len() - 1, doc));
+            current[doc as usize] = versions.len() - 1;
+            writes.push(write);
+        }
+        let mut write = Vec::new();
+        for doc in [5u32, 50, 5, 69] {
+            versions.push(facts(&mut next));
+            doc_of_version.push(doc);
+            write.push((Some(current[doc as usize]), versions.len() - 1, doc));
+            current[doc as usize] = versions.len() - 1;
+        }
+        writes.push(write);
+        let entry = |version: usize| Entry {
+            doc: doc_of_version[version],
+            id: CaseId::derive(
+                &center,
+                &crate::ids::ExternalId::parse(&format!("r{}", doc_of_version[version])).unwrap(),
+            ),
+            center: &center,
+            active: true,
+            facts: &versions[version],
+        };
+        let mut together = Index::new(Arc::clone(&hpo), Expansion::AncestorClosure);
+        let mut one_by_one = Index::new(hpo, Expansion::AncestorClosure);
+        for write in &writes {
+            together.apply(
+                write
+                    .iter()
+                    .map(|&(old, new, _)| (old.map(entry), entry(new))),
+            );
+            for &(old, new, _) in write {
+                if let Some(old) = old {
+                    one_by_one.remove(entry(old));
+                }
+                one_by_one.insert(entry(new));
+            }
+        }
+        let snapshot = |index: &Index| {
+            let mut bytes = Vec::new();
+            index.write_snapshot(&mut bytes, 1).unwrap();
+            bytes
+        };
+        assert_eq!(snapshot(&together), snapshot(&one_by_one));
+        let term = TermId(118);
+        let expected: RoaringBitmap = current
+            .iter()
+            .enumerate()
+            .filter(|&(_, &version)| {
+                versions[version]
+                    .present
+                    .iter()
+                    .any(|&t| t == term || together.hpo.ancestors(t).contains(&term))
+            })
+            .map(|(doc, _)| doc as u32)
+            .collect();
+        assert_eq!(
+            together
+                .bitmap(&together.present_closure, &term)
+                .into_owned(),
+            expected
+        );
     }
 
     /// The transpose of postings holds each document's terms in slot order.

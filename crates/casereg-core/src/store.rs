@@ -735,12 +735,11 @@ impl Store {
         drop(writer);
         {
             let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
-            for change in changes {
-                if let Some(old) = &change.old {
-                    index.remove(entry(old));
-                }
-                index.insert(entry(&change.new));
-            }
+            index.apply(
+                changes
+                    .iter()
+                    .map(|change| (change.old.as_ref().map(entry), entry(&change.new))),
+            );
         }
         drop(turn);
         self.flush()

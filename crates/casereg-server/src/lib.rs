@@ -70,6 +70,9 @@ pub enum ServerError {
     /// Binding the listen address failed.
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
+    /// The contract's compiled descriptors could not be read.
+    #[error("record schema: {0}")]
+    Schema(String),
     /// The reflection service could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -79,6 +82,7 @@ pub enum ServerError {
 pub fn open_registry(config: &Config) -> Result<Registry, ServerError> {
     let center = CenterId::parse(&config.center)
         .map_err(|e| ServerError::Config(format!("--center: {}", e.0)))?;
+    record_walk::prepare().map_err(ServerError::Schema)?;
     let hpo = std::sync::Arc::new(match &config.hpo {
         Some(path) => Ontology::from_path(path)?,
         None => Ontology::embedded()?,

@@ -67,6 +67,12 @@ struct Schema {
 /// The walk's view of the contract, built once from the compiled descriptor set.
 static SCHEMA: LazyLock<Result<Schema, String>> = LazyLock::new(build_schema);
 
+/// Builds the walk's tables now rather than on the first record (the server calls this
+/// when it starts, so that the first write does not pay for reading the descriptors).
+pub fn prepare() -> Result<(), String> {
+    SCHEMA.as_ref().map(|_| ()).map_err(Clone::clone)
+}
+
 fn build_schema() -> Result<Schema, String> {
     let pool = DescriptorPool::decode(casereg_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| format!("descriptor set: {e}"))?;
