@@ -253,6 +253,50 @@ async fn changed_records_follow_the_policy() {
     assert_eq!(replaced.outcomes[0].source, "test:1");
 }
 
+/// Batches are checked side by side but commit in stream order: a record sent twice, first
+/// in a full batch and again in a short last one (checked long before the first), ends as
+/// its later form.
+#[tokio::test]
+async fn a_record_sent_twice_ends_as_its_later_form() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let batch = casereg_core::limits::IMPORT_BATCH_RECORDS;
+    let mut records: Vec<pb::Phenopacket> = (0..2 * batch + 20)
+        .map(|i| {
+            let mut record = seed_case();
+            record.id = format!("filler-{i}");
+            record
+        })
+        .collect();
+    let earlier = seed_case();
+    let mut later = seed_case();
+    later.phenotypic_features.pop();
+    records[3] = earlier;
+    let last = records.len() - 1;
+    records[last] = later.clone();
+    let response = import(&mut client, records, pb::ChangedRecordPolicy::Replace).await;
+    assert_eq!((response.created, response.replaced), (last as u64, 1));
+    let kind_and_version = |index: usize| {
+        let outcome = response
+            .outcomes
+            .iter()
+            .find(|o| o.index == index as u64)
+            .unwrap();
+        (outcome.kind, outcome.version)
+    };
+    assert_eq!(kind_and_version(3), (Kind::Created as i32, 1));
+    assert_eq!(kind_and_version(last), (Kind::Replaced as i32, 2));
+    let case_id = &response.outcomes[last].case_id;
+    assert_eq!(
+        client
+            .get_case(case_id, 0, false)
+            .await
+            .unwrap()
+            .phenopacket,
+        Some(later)
+    );
+}
+
 #[tokio::test]
 async fn directories_and_single_documents_are_read() {
     let server = TestServer::start().await;

@@ -800,6 +800,20 @@ impl Store {
         policy: ChangedPolicy,
         now: UnixMicros,
     ) -> Result<Vec<ImportResult>> {
+        self.import_batch_then(actor, drafts, policy, now, || {})
+    }
+
+    /// [`Self::import_batch`], calling `committed` once the batch's transaction has
+    /// committed (a later write is then ordered after it), before the batch is made
+    /// durable and before this returns. It is not called when the transaction fails.
+    pub fn import_batch_then(
+        &self,
+        actor: &Actor,
+        drafts: &[CaseDraft],
+        policy: ChangedPolicy,
+        now: UnixMicros,
+        committed: impl FnOnce(),
+    ) -> Result<Vec<ImportResult>> {
         let center = &actor.center;
         let writer = self.lock_writer();
         let first_doc = writer.doc_number(0)?;
@@ -861,6 +875,7 @@ impl Store {
                 Ok((results, created, changes))
             })
             .map_err(tx_error)?;
+        committed();
         self.publish(writer, created, &changes)?;
         Ok(results)
     }

@@ -1,11 +1,14 @@
 //! Bulk import and export: the streaming halves of the service.
 //!
-//! Import is a pipeline of batches: while one batch is checked and committed on a blocking
-//! thread (one sled transaction, one flush), the next one is received and checked on another;
-//! commits take turns. At most two batches are in flight and one is filling, so memory stays
-//! bounded whatever the stream's length.
+//! Import is a pipeline of batches. Each batch is checked and committed on a blocking thread
+//! (one sled transaction, one flush); batches are checked side by side but commit in stream
+//! order, so a record that comes twice ends as its later form, as it would one at a time.
+//! While two batches are in flight the next one is received and decoded; a third waits for
+//! the oldest to finish, so memory stays bounded whatever the stream's length.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use casereg_core::audit::Actor;
 use casereg_core::case::UnixMicros;
@@ -35,6 +38,100 @@ struct Pending {
 
 type BatchTask = JoinHandle<Result<Vec<pb::ImportOutcome>, CoreError>>;
 
+/// Batches in flight (being checked or committed) while the next one fills.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// How many of one stream's batches have committed (or failed): batch `n` commits when
+/// this reaches `n`.
+#[derive(Default)]
+struct CommitOrder {
+    done: Mutex<u64>,
+    advanced: Condvar,
+}
+
+/// Batch `n`'s place in the commit order. The turn passes on when the batch's transaction
+/// has committed (the next batch's may then start while this one is flushed), or else when
+/// this is dropped, as the batch fails or panics: a failed batch never holds up the ones
+/// after it.
+struct Turn {
+    order: Arc<CommitOrder>,
+    n: u64,
+    passed: AtomicBool,
+}
+
+impl Turn {
+    /// Blocks until every earlier batch has committed or failed.
+    fn wait(&self) {
+        let mut done = self
+            .order
+            .done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while *done < self.n {
+            done = self
+                .order
+                .advanced
+                .wait(done)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Lets the next batch commit (once; later calls do nothing).
+    fn pass(&self) {
+        if self.passed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.wait();
+        *self
+            .order
+            .done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) += 1;
+        self.order.advanced.notify_all();
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.pass();
+    }
+}
+
+/// What a stream's batches share.
+struct Batches {
+    registry: Arc<Registry>,
+    actor: Arc<Actor>,
+    order: Arc<CommitOrder>,
+    spawned: u64,
+    in_flight: VecDeque<BatchTask>,
+}
+
+impl Batches {
+    /// Starts checking and committing `batch` after the ones already spawned.
+    fn spawn(&mut self, batch: Vec<Pending>, policy: ChangedPolicy) {
+        let registry = Arc::clone(&self.registry);
+        let actor = Arc::clone(&self.actor);
+        let order = Arc::clone(&self.order);
+        let n = self.spawned;
+        self.spawned += 1;
+        self.in_flight
+            .push_back(tokio::task::spawn_blocking(move || {
+                let turn = Turn {
+                    order,
+                    n,
+                    passed: AtomicBool::new(false),
+                };
+                import_batch(&registry, &actor, batch, policy, &turn)
+            }));
+    }
+
+    /// The oldest batch's outcomes, once it has finished.
+    async fn next_done(&mut self) -> Option<Result<Vec<pb::ImportOutcome>, Status>> {
+        let task = self.in_flight.pop_front()?;
+        Some(join(task).await)
+    }
+}
+
 /// Runs one `ImportCases` stream to its end.
 pub async fn import_stream(
     registry: Arc<Registry>,
@@ -44,10 +141,15 @@ pub async fn import_stream(
     let mut summary = Summary::default();
     let mut options: Option<pb::ImportOptions> = None;
     let mut pending: Vec<Pending> = Vec::with_capacity(IMPORT_BATCH_RECORDS);
-    let mut in_flight: Option<BatchTask> = None;
+    let mut batches = Batches {
+        registry,
+        actor: Arc::new(actor),
+        order: Arc::default(),
+        spawned: 0,
+        in_flight: VecDeque::with_capacity(BATCHES_IN_FLIGHT + 1),
+    };
     let mut next_index = 0u64;
     let mut first = true;
-    let actor = Arc::new(actor);
     while let Some(message) = stream.message().await? {
         let pb::ImportCasesRequest {
             options: message_options,
@@ -85,22 +187,20 @@ pub async fn import_stream(
             if pending.len() == IMPORT_BATCH_RECORDS {
                 let batch =
                     std::mem::replace(&mut pending, Vec::with_capacity(IMPORT_BATCH_RECORDS));
-                let policy = policy_of(options.as_ref());
-                if let Some(previous) =
-                    in_flight.replace(spawn_batch(&registry, &actor, batch, policy))
-                {
-                    summary.absorb(join(previous).await?, options.as_ref());
+                batches.spawn(batch, policy_of(options.as_ref()));
+                while batches.in_flight.len() > BATCHES_IN_FLIGHT {
+                    if let Some(done) = batches.next_done().await {
+                        summary.absorb(done?, options.as_ref());
+                    }
                 }
             }
         }
     }
-    if let Some(previous) = in_flight.take() {
-        summary.absorb(join(previous).await?, options.as_ref());
-    }
     if !pending.is_empty() {
-        let policy = policy_of(options.as_ref());
-        let last = spawn_batch(&registry, &actor, pending, policy);
-        summary.absorb(join(last).await?, options.as_ref());
+        batches.spawn(pending, policy_of(options.as_ref()));
+    }
+    while let Some(done) = batches.next_done().await {
+        summary.absorb(done?, options.as_ref());
     }
     tracing::info!(
         received = summary.response.received,
@@ -129,24 +229,14 @@ async fn join(task: BatchTask) -> Result<Vec<pb::ImportOutcome>, Status> {
         .map_err(to_status)
 }
 
-fn spawn_batch(
-    registry: &Arc<Registry>,
-    actor: &Arc<Actor>,
-    batch: Vec<Pending>,
-    policy: ChangedPolicy,
-) -> BatchTask {
-    let registry = Arc::clone(registry);
-    let actor = Arc::clone(actor);
-    tokio::task::spawn_blocking(move || import_batch(&registry, &actor, batch, policy))
-}
-
-/// Checks every record of a batch, commits the valid ones together, and returns one outcome
-/// per record in stream order.
+/// Checks every record of a batch, waits for its `turn`, commits the valid ones together,
+/// and returns one outcome per record in stream order.
 fn import_batch(
     registry: &Registry,
     actor: &Actor,
     batch: Vec<Pending>,
     policy: ChangedPolicy,
+    turn: &Turn,
 ) -> Result<Vec<pb::ImportOutcome>, CoreError> {
     let mut outcomes: Vec<pb::ImportOutcome> = Vec::with_capacity(batch.len());
     let mut drafts = Vec::with_capacity(batch.len());
@@ -201,9 +291,11 @@ fn import_batch(
     if drafts.is_empty() {
         return Ok(outcomes);
     }
-    let results = registry
-        .store
-        .import_batch(actor, &drafts, policy, UnixMicros::now())?;
+    turn.wait();
+    let results =
+        registry
+            .store
+            .import_batch_then(actor, &drafts, policy, UnixMicros::now(), || turn.pass())?;
     for (slot, result) in slots.into_iter().zip(results) {
         let outcome = &mut outcomes[slot];
         let (kind, version) = match result {

@@ -106,7 +106,6 @@ pub fn open_registry(config: &Config) -> Result<Registry, ServerError> {
         peers: network::Peers::from_config(config)?,
         strict_terms: config.strict_terms,
         min_cell_count: config.min_cell_count,
-        import_commit: std::sync::Mutex::new(()),
     })
 }
 

@@ -43,9 +43,6 @@ pub struct Registry {
     pub strict_terms: bool,
     /// Counts below this are withheld from callers below record level.
     pub min_cell_count: u64,
-    /// Serialises import commits: batches are checked in parallel, but committing two at
-    /// once would only make their transactions conflict and retry.
-    pub import_commit: std::sync::Mutex<()>,
 }
 
 impl Registry {
