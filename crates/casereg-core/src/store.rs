@@ -300,16 +300,17 @@ fn decode(bytes: &[u8]) -> Result<CaseRecord> {
 /// Field number of `StoredCase::record`.
 const RECORD_TAG: u32 = 9;
 
-fn encode(case: &CaseRecord, with_record: bool) -> Vec<u8> {
-    // The envelope is encoded without the record, which is then appended as field 9:
-    // protobuf fields may come in any order, and this copies the record once, not twice.
-    let envelope = StoredCase::from_record(case);
-    let mut bytes = Vec::with_capacity(envelope.encoded_len() + case.record.len() + 8);
-    envelope.encode_raw(&mut bytes);
-    if with_record && !case.record.is_empty() {
-        prost::encoding::bytes::encode(RECORD_TAG, &case.record, &mut bytes);
+/// A case's stored forms: the envelope alone (for `cases`) and the envelope followed by
+/// the record as field 9 (for `versions`). Protobuf fields may come in any order, so the
+/// envelope is built and encoded once and the record copied once.
+fn encode(case: &CaseRecord) -> (Vec<u8>, Vec<u8>) {
+    let envelope = StoredCase::from_record(case).encode_to_vec();
+    let mut full = Vec::with_capacity(envelope.len() + case.record.len() + 8);
+    full.extend_from_slice(&envelope);
+    if !case.record.is_empty() {
+        prost::encoding::bytes::encode(RECORD_TAG, &case.record, &mut full);
     }
-    bytes
+    (envelope, full)
 }
 
 fn version_key(id: &CaseId, version: u64) -> [u8; CaseId::LEN + 8] {
@@ -596,8 +597,9 @@ fn write_version(
 ) -> TxResult<()> {
     // The record is stored once, in `versions`; `cases` holds the envelope and digest only,
     // so a write copies the record once and a listing never reads records.
-    cases.insert(case.id.as_bytes(), encode(case, false))?;
-    versions.insert(&version_key(&case.id, case.version), encode(case, true))?;
+    let (envelope, full) = encode(case);
+    cases.insert(case.id.as_bytes(), envelope)?;
+    versions.insert(&version_key(&case.id, case.version), full)?;
     Ok(())
 }
 
