@@ -328,7 +328,6 @@ impl<'a> RunningBelow<'a> {
     }
 }
 
-/// Adds or removes `doc` in `bitmap`.
 /// Adds `doc` to `bitmap`. New cases take the next document number, so the usual case is
 /// an append, which skips the search an insert makes.
 fn add_doc(bitmap: &mut RoaringBitmap, doc: u32) {
@@ -337,6 +336,7 @@ fn add_doc(bitmap: &mut RoaringBitmap, doc: u32) {
     }
 }
 
+/// Adds or removes `doc` in `bitmap`.
 fn set(bitmap: &mut RoaringBitmap, doc: u32, add: bool) {
     if add {
         add_doc(bitmap, doc);
@@ -645,9 +645,7 @@ impl Index {
 
     /// Posts a case (a no-op for a retracted one, apart from remembering its id).
     pub fn insert(&mut self, entry: Entry<'_>) {
-        let mut closure = Vec::new();
-        self.insert_deferring(entry, &mut closure);
-        self.post_closure(closure);
+        self.apply([(None, entry)]);
     }
 
     /// Removes a case's postings, as they were inserted.
