@@ -1,14 +1,16 @@
 //! The sled-backed case store.
 //!
 //! Trees (all keys are bytes, see ARCHITECTURE.md "Storage encoding"):
-//! - `cases`: case id (16 ASCII hex bytes) → the current version's envelope and digest, a
-//!   protobuf `StoredCase` with an empty record.
-//! - `versions`: case id + version (8 bytes big-endian) → every version ever stored, record
-//!   included, append-only, so retraction and updates never lose history.
+//! - `current`: case id (16 ASCII hex bytes) → the case's current version, record included.
+//! - `history`: case id + version (8 bytes big-endian) → each version a later one replaced,
+//!   record included, append-only, so retraction and updates never lose history.
 //! - `meta`: `format` → [`FORMAT`]; `count.active` / `count.retracted` / `write.seq` /
 //!   `audit.seq` → u64 big-endian.
 //! - `audit`: sequence number (8 bytes big-endian) → an [`AuditEntry`], append-only. A
 //!   write's entries are written in the write's own transaction.
+//!
+//! A version is stored as its envelope (a length-delimited protobuf `StoredCase`) followed by
+//! the record's bytes, so listings and the index read the envelope alone.
 //!
 //! The search [`Index`] lives in memory beside the trees: rebuilt from the envelopes when the
 //! store opens and updated after every committed write, in commit order. Writers take turns
@@ -28,7 +30,7 @@ use std::time::Instant;
 use base64::Engine as _;
 use prost::Message as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree, abort};
-use sled::{Transactional as _, Tree};
+use sled::{IVec, Transactional as _, Tree};
 
 use crate::audit::{Actor, AuditEntry, Outcome};
 use crate::case::{
@@ -42,10 +44,15 @@ use crate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_REASON_BYTES};
 use crate::ontology::Ontology;
 
 /// Identifies the on-disk layout; a data directory with another value is refused.
-pub const FORMAT: &[u8] = b"casereg-store-3";
+pub const FORMAT: &[u8] = b"casereg-store-4";
+/// The layout before [`FORMAT`], migrated when a data directory is opened: trees `cases`
+/// (envelopes only) and `versions` (every version, as one protobuf message).
+const FORMAT_3: &[u8] = b"casereg-store-3";
 
-const TREE_CASES: &str = "cases";
-const TREE_VERSIONS: &str = "versions";
+const TREE_CURRENT: &str = "current";
+const TREE_HISTORY: &str = "history";
+const TREE_CASES_3: &str = "cases";
+const TREE_VERSIONS_3: &str = "versions";
 const TREE_META: &str = "meta";
 const TREE_AUDIT: &str = "audit";
 const KEY_FORMAT: &[u8] = b"format";
@@ -93,7 +100,8 @@ struct StoredCase {
     retraction_reason: String,
     #[prost(string, tag = "8")]
     external_id: String,
-    /// The encoded phenopacket as submitted (tag 9 = `RECORD_TAG`).
+    /// The encoded phenopacket: empty in an envelope; set in the `casereg-store-3` layout's
+    /// versions.
     #[prost(bytes = "vec", tag = "9")]
     record: Vec<u8>,
     #[prost(int32, tag = "10")]
@@ -291,26 +299,23 @@ impl StoredCase {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<CaseRecord> {
-    StoredCase::decode(bytes)
-        .map_err(|e| CoreError::Corrupt(format!("case record: {e}")))?
-        .into_record()
+/// A stored version read back: its envelope, and its record when `with_record`.
+fn decode(bytes: &[u8], with_record: bool) -> Result<CaseRecord> {
+    let mut record = bytes;
+    let envelope = StoredCase::decode_length_delimited(&mut record)
+        .map_err(|e| CoreError::Corrupt(format!("case envelope: {e}")))?;
+    let mut case = envelope.into_record()?;
+    if with_record {
+        case.record = record.to_vec();
+    }
+    Ok(case)
 }
 
-/// Field number of `StoredCase::record`.
-const RECORD_TAG: u32 = 9;
-
-/// A case's stored forms: the envelope alone (for `cases`) and the envelope followed by
-/// the record as field 9 (for `versions`). Protobuf fields may come in any order, so the
-/// envelope is built and encoded once and the record copied once.
-fn encode(case: &CaseRecord) -> (Vec<u8>, Vec<u8>) {
-    let envelope = StoredCase::from_record(case).encode_to_vec();
-    let mut full = Vec::with_capacity(envelope.len() + case.record.len() + 8);
-    full.extend_from_slice(&envelope);
-    if !case.record.is_empty() {
-        prost::encoding::bytes::encode(RECORD_TAG, &case.record, &mut full);
-    }
-    (envelope, full)
+/// A version's stored form: the envelope as a length-delimited message, then the record.
+fn encode(case: &CaseRecord) -> Vec<u8> {
+    let mut bytes = StoredCase::from_record(case).encode_length_delimited_to_vec();
+    bytes.extend_from_slice(&case.record);
+    bytes
 }
 
 fn version_key(id: &CaseId, version: u64) -> [u8; CaseId::LEN + 8] {
@@ -438,8 +443,8 @@ fn entry(case: &CaseRecord) -> Entry<'_> {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
-    cases: Tree,
-    versions: Tree,
+    current: Tree,
+    history: Tree,
     meta: Tree,
     audit: Tree,
     index: Arc<RwLock<Index>>,
@@ -484,26 +489,26 @@ fn tx_error(e: TransactionError<CoreError>) -> CoreError {
     }
 }
 
-/// The current version of a case, record included, inside a transaction.
-fn read_case(
-    cases: &TransactionalTree,
-    versions: &TransactionalTree,
-    id: &CaseId,
-) -> TxResult<Option<CaseRecord>> {
-    let Some(bytes) = cases.get(id.as_bytes())? else {
-        return Ok(None);
-    };
-    let envelope = decode(&bytes).or_else(abort)?;
-    match versions.get(version_key(id, envelope.version))? {
-        Some(bytes) => decode(&bytes).map(Some).or_else(abort),
-        None => abort(missing_version(id, envelope.version)),
-    }
+/// A case's current version as read inside a transaction: the case, record included, and
+/// its stored bytes, which move to `history` as they are when a new version replaces it.
+struct Current {
+    case: CaseRecord,
+    bytes: IVec,
 }
 
-fn missing_version(id: &CaseId, version: u64) -> CoreError {
-    CoreError::Corrupt(format!(
-        "case {id}: current version {version} missing from the versions tree"
-    ))
+/// A version being replaced: its number and stored bytes.
+struct Superseded<'a> {
+    version: u64,
+    bytes: &'a IVec,
+}
+
+/// The current version of a case, inside a transaction.
+fn read_case(current: &TransactionalTree, id: &CaseId) -> TxResult<Option<Current>> {
+    let Some(bytes) = current.get(id.as_bytes())? else {
+        return Ok(None);
+    };
+    let case = decode(&bytes, true).or_else(abort)?;
+    Ok(Some(Current { case, bytes }))
 }
 
 fn add_count(meta: &TransactionalTree, key: &[u8], delta: i64) -> TxResult<()> {
@@ -541,6 +546,19 @@ fn append_audit(
         meta.insert(KEY_AUDIT_SEQ, &seq.to_be_bytes())?;
     }
     Ok(())
+}
+
+/// The current version of a case `actor` is about to change: a case that does not exist,
+/// or belongs to another center, is refused.
+fn read_for_change(current: &TransactionalTree, actor: &Actor, id: &CaseId) -> TxResult<Current> {
+    let Some(stored) = read_case(current, id)? else {
+        return abort(CoreError::NotFound {
+            case_id: *id,
+            detail: String::new(),
+        });
+    };
+    check_owner(actor, &stored.case)?;
+    Ok(stored)
 }
 
 /// Refuses a change to a case of another center.
@@ -583,6 +601,112 @@ fn load_snapshot(path: &Path, hpo: &Arc<Ontology>, seq: u64) -> Option<Index> {
     }
 }
 
+/// Records migrated per batch: bounds the memory a migration holds.
+const MIGRATION_BATCH: usize = 1024;
+
+/// Rewrites a `casereg-store-3` data directory into this layout: each case's latest version
+/// into `current`, the earlier ones into `history`, every one re-encoded. The new trees are
+/// filled from empty and flushed before the format marker changes, so a migration that is
+/// interrupted starts over at the next open; the old trees are dropped only after the
+/// marker changed.
+fn migrate_from_format_3(db: &sled::Db, meta: &Tree) -> Result<()> {
+    let started = Instant::now();
+    for name in [TREE_CURRENT, TREE_HISTORY] {
+        db.drop_tree(name)?;
+    }
+    let envelopes = db.open_tree(TREE_CASES_3)?;
+    let versions = db.open_tree(TREE_VERSIONS_3)?;
+    let current = db.open_tree(TREE_CURRENT)?;
+    let history = db.open_tree(TREE_HISTORY)?;
+    let mut to_current = sled::Batch::default();
+    let mut to_history = sled::Batch::default();
+    let mut batched = 0;
+    let mut cases = 0u64;
+    // Versions are keyed by case id and then version: a case's latest version is the one
+    // the next key does not continue.
+    let mut items = versions.iter().peekable();
+    while let Some(item) = items.next() {
+        let (key, bytes) = item?;
+        let case = StoredCase::decode(&*bytes)
+            .map_err(|e| CoreError::Corrupt(format!("format 3 version: {e}")))?
+            .into_record()?;
+        if key.as_ref() != version_key(&case.id, case.version) {
+            return Err(CoreError::Corrupt(format!(
+                "format 3 version {} of case {} stored under another key",
+                case.version, case.id
+            )));
+        }
+        let latest = match items.peek() {
+            Some(Ok((next, _))) => !next.starts_with(case.id.as_bytes()),
+            _ => true,
+        };
+        if latest {
+            check_latest_3(&envelopes, &case)?;
+            to_current.insert(case.id.as_bytes(), encode(&case));
+            cases += 1;
+        } else {
+            to_history.insert(&version_key(&case.id, case.version), encode(&case));
+        }
+        batched += 1;
+        if batched == MIGRATION_BATCH {
+            current.apply_batch(std::mem::take(&mut to_current))?;
+            history.apply_batch(std::mem::take(&mut to_history))?;
+            batched = 0;
+        }
+    }
+    current.apply_batch(to_current)?;
+    history.apply_batch(to_history)?;
+    if cases != envelopes.len() as u64 {
+        return Err(CoreError::Corrupt(format!(
+            "format 3 data directory: {} cases but versions for {cases}",
+            envelopes.len()
+        )));
+    }
+    db.flush()?;
+    meta.insert(KEY_FORMAT, FORMAT)?;
+    db.flush()?;
+    drop_trees_of_format_3(db)?;
+    tracing::info!(
+        cases,
+        millis = started.elapsed().as_millis() as u64,
+        "data directory migrated from {} to {}",
+        String::from_utf8_lossy(FORMAT_3),
+        String::from_utf8_lossy(FORMAT)
+    );
+    Ok(())
+}
+
+/// Refuses a migration whose latest version of a case is not the one its envelope names.
+fn check_latest_3(envelopes: &Tree, latest: &CaseRecord) -> Result<()> {
+    let named = match envelopes.get(latest.id.as_bytes())? {
+        Some(bytes) => {
+            StoredCase::decode(&*bytes)
+                .map_err(|e| CoreError::Corrupt(format!("format 3 envelope: {e}")))?
+                .version
+        }
+        None => 0,
+    };
+    if named == latest.version {
+        Ok(())
+    } else {
+        Err(CoreError::Corrupt(format!(
+            "format 3 case {}: latest stored version {}, current version {named}",
+            latest.id, latest.version
+        )))
+    }
+}
+
+/// Drops the trees only the `casereg-store-3` layout has (left when a migration was
+/// interrupted after it had changed the format marker).
+fn drop_trees_of_format_3(db: &sled::Db) -> Result<()> {
+    for name in [TREE_CASES_3, TREE_VERSIONS_3] {
+        if db.drop_tree(name)? {
+            db.flush()?;
+        }
+    }
+    Ok(())
+}
+
 fn read_u64(bytes: &[u8]) -> Result<u64> {
     let array: [u8; 8] = bytes
         .try_into()
@@ -590,16 +714,18 @@ fn read_u64(bytes: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(array))
 }
 
+/// Makes `case` its case's current version; the version it replaces, if any, moves to
+/// `history` unchanged. A new case is one insert.
 fn write_version(
-    cases: &TransactionalTree,
-    versions: &TransactionalTree,
+    current: &TransactionalTree,
+    history: &TransactionalTree,
     case: &CaseRecord,
+    replaced: Option<Superseded<'_>>,
 ) -> TxResult<()> {
-    // The record is stored once, in `versions`; `cases` holds the envelope and digest only,
-    // so a write copies the record once and a listing never reads records.
-    let (envelope, full) = encode(case);
-    cases.insert(case.id.as_bytes(), envelope)?;
-    versions.insert(&version_key(&case.id, case.version), full)?;
+    if let Some(old) = replaced {
+        history.insert(&version_key(&case.id, old.version), old.bytes.clone())?;
+    }
+    current.insert(case.id.as_bytes(), encode(case))?;
     Ok(())
 }
 
@@ -623,7 +749,8 @@ impl Store {
     ) -> Result<Self> {
         let meta = db.open_tree(TREE_META)?;
         match meta.get(KEY_FORMAT)? {
-            Some(format) if format.as_ref() == FORMAT => {}
+            Some(format) if format.as_ref() == FORMAT => drop_trees_of_format_3(&db)?,
+            Some(format) if format.as_ref() == FORMAT_3 => migrate_from_format_3(&db, &meta)?,
             Some(other) => {
                 return Err(CoreError::Corrupt(format!(
                     "data directory has format {:?}; this server reads {:?}",
@@ -636,7 +763,7 @@ impl Store {
                 db.flush()?;
             }
         }
-        let cases = db.open_tree(TREE_CASES)?;
+        let current = db.open_tree(TREE_CURRENT)?;
         let started = Instant::now();
         let seq = read_counter(&meta, KEY_WRITE_SEQ)?;
         let loaded = snapshot
@@ -647,9 +774,9 @@ impl Store {
             Some(index) => (index, "loaded from the snapshot"),
             None => {
                 let mut index = Index::new(hpo, Expansion::AncestorClosure);
-                for item in cases.iter() {
+                for item in current.iter() {
                     let (_, bytes) = item?;
-                    index.insert(entry(&decode(&bytes)?));
+                    index.insert(entry(&decode(&bytes, false)?));
                 }
                 (index, "rebuilt from the stored cases")
             }
@@ -661,8 +788,8 @@ impl Store {
             "search indexes {how}"
         );
         Ok(Self {
-            cases,
-            versions: db.open_tree(TREE_VERSIONS)?,
+            current,
+            history: db.open_tree(TREE_HISTORY)?,
             meta,
             audit: db.open_tree(TREE_AUDIT)?,
             db,
@@ -761,13 +888,13 @@ impl Store {
         let id = CaseId::derive(center, &draft.external_id);
         let writer = self.lock_writer();
         let doc = writer.doc_number(0)?;
-        let result = (&self.cases, &self.versions, &self.meta, &self.audit)
-            .transaction(|(cases, versions, meta, audit)| {
-                if let Some(existing) = read_case(cases, versions, &id)? {
-                    return existing_on_create(existing, &draft).or_else(abort);
+        let result = (&self.current, &self.history, &self.meta, &self.audit)
+            .transaction(|(current, history, meta, audit)| {
+                if let Some(existing) = read_case(current, &id)? {
+                    return existing_on_create(existing.case, &draft).or_else(abort);
                 }
                 let case = new_case(id, center, &draft, now, doc);
-                write_version(cases, versions, &case)?;
+                write_version(current, history, &case, None)?;
                 add_count(meta, KEY_ACTIVE, 1)?;
                 add_count(meta, KEY_WRITE_SEQ, 1)?;
                 let entry =
@@ -819,14 +946,14 @@ impl Store {
         let center = &actor.center;
         let writer = self.lock_writer();
         let first_doc = writer.doc_number(0)?;
-        let (results, created, changes) = (&self.cases, &self.versions, &self.meta, &self.audit)
-            .transaction(|(cases, versions, meta, audit)| {
+        let (results, created, changes) = (&self.current, &self.history, &self.meta, &self.audit)
+            .transaction(|(current, history, meta, audit)| {
                 let mut results = Vec::with_capacity(drafts.len());
                 let mut changes = Vec::with_capacity(drafts.len());
                 let mut created = 0u32;
                 for draft in drafts {
                     let id = CaseId::derive(center, &draft.external_id);
-                    let result = match read_case(cases, versions, &id)? {
+                    let result = match read_case(current, &id)? {
                         None => {
                             let doc = first_doc.checked_add(created).ok_or_else(|| {
                                 ConflictableTransactionError::Abort(CoreError::FailedPrecondition(
@@ -834,7 +961,7 @@ impl Store {
                                 ))
                             })?;
                             let case = new_case(id, center, draft, now, doc);
-                            write_version(cases, versions, &case)?;
+                            write_version(current, history, &case, None)?;
                             created += 1;
                             changes.push(IndexChange {
                                 old: None,
@@ -843,8 +970,8 @@ impl Store {
                             ImportResult::Created { case_id: id }
                         }
                         Some(existing) => import_over(
-                            cases,
-                            versions,
+                            current,
+                            history,
                             existing,
                             draft,
                             policy,
@@ -938,14 +1065,13 @@ impl Store {
 
     /// Every case in id order (retracted ones only when asked), read lazily.
     pub fn scan(&self, include_retracted: bool) -> impl Iterator<Item = Result<CaseRecord>> + '_ {
-        self.cases.iter().filter_map(move |entry| {
-            let envelope = entry
+        self.current.iter().filter_map(move |entry| {
+            let case = entry
                 .map_err(CoreError::from)
-                .and_then(|(_, bytes)| decode(&bytes));
-            match envelope {
+                .and_then(|(_, bytes)| decode(&bytes, true));
+            match case {
                 Ok(case) if case.status == CaseStatus::Retracted && !include_retracted => None,
-                Ok(case) => Some(self.version(&case.id, case.version)),
-                Err(e) => Some(Err(e)),
+                other => Some(other),
             }
         })
     }
@@ -958,15 +1084,13 @@ impl Store {
         version: Option<u64>,
         include_retracted: bool,
     ) -> Result<CaseRecord> {
-        let current = match self.cases.get(id.as_bytes())? {
-            Some(bytes) => decode(&bytes)?,
-            None => {
-                return Err(CoreError::NotFound {
-                    case_id: *id,
-                    detail: String::new(),
-                });
-            }
+        let Some(bytes) = self.current.get(id.as_bytes())? else {
+            return Err(CoreError::NotFound {
+                case_id: *id,
+                detail: String::new(),
+            });
         };
+        let current = decode(&bytes, true)?;
         if current.status == CaseStatus::Retracted && !include_retracted {
             return Err(CoreError::NotFound {
                 case_id: *id,
@@ -974,22 +1098,15 @@ impl Store {
             });
         }
         match version {
-            None => self.version(id, current.version),
-            Some(v) => match self.versions.get(version_key(id, v))? {
-                Some(bytes) => decode(&bytes),
+            None => Ok(current),
+            Some(v) if v == current.version => Ok(current),
+            Some(v) => match self.history.get(version_key(id, v))? {
+                Some(bytes) => decode(&bytes, true),
                 None => Err(CoreError::NotFound {
                     case_id: *id,
                     detail: format!(" at version {v} (current version is {})", current.version),
                 }),
             },
-        }
-    }
-
-    /// A stored version that must exist (the current one, say).
-    fn version(&self, id: &CaseId, version: u64) -> Result<CaseRecord> {
-        match self.versions.get(version_key(id, version))? {
-            Some(bytes) => decode(&bytes),
-            None => Err(missing_version(id, version)),
         }
     }
 
@@ -1004,15 +1121,12 @@ impl Store {
         now: UnixMicros,
     ) -> Result<Updated> {
         let writer = self.lock_writer();
-        let result = (&self.cases, &self.versions, &self.meta, &self.audit)
-            .transaction(|(cases, versions, meta, audit)| {
-                let Some(current) = read_case(cases, versions, id)? else {
-                    return abort(CoreError::NotFound {
-                        case_id: *id,
-                        detail: String::new(),
-                    });
-                };
-                check_owner(actor, &current)?;
+        let result = (&self.current, &self.history, &self.meta, &self.audit)
+            .transaction(|(current_tree, history, meta, audit)| {
+                let Current {
+                    case: current,
+                    bytes,
+                } = read_for_change(current_tree, actor, id)?;
                 if current.version != expected_version {
                     return abort(CoreError::VersionConflict {
                         case_id: *id,
@@ -1043,6 +1157,10 @@ impl Store {
                     return Ok((unchanged, None));
                 }
                 let old = without_record(&current);
+                let replaced = Superseded {
+                    version: current.version,
+                    bytes: &bytes,
+                };
                 let case = CaseRecord {
                     version: current.version + 1,
                     updated: now,
@@ -1051,7 +1169,7 @@ impl Store {
                     facts: draft.facts.clone(),
                     ..current
                 };
-                write_version(cases, versions, &case)?;
+                write_version(current_tree, history, &case, Some(replaced))?;
                 add_count(meta, KEY_WRITE_SEQ, 1)?;
                 let entry =
                     AuditEntry::of_write(actor, now, calls::UPDATE, Outcome::Applied, "updated")
@@ -1095,15 +1213,12 @@ impl Store {
             )]));
         }
         let writer = self.lock_writer();
-        let result = (&self.cases, &self.versions, &self.meta, &self.audit)
-            .transaction(|(cases, versions, meta, audit)| {
-                let Some(current) = read_case(cases, versions, id)? else {
-                    return abort(CoreError::NotFound {
-                        case_id: *id,
-                        detail: String::new(),
-                    });
-                };
-                check_owner(actor, &current)?;
+        let result = (&self.current, &self.history, &self.meta, &self.audit)
+            .transaction(|(current_tree, history, meta, audit)| {
+                let Current {
+                    case: current,
+                    bytes,
+                } = read_for_change(current_tree, actor, id)?;
                 if let Some(expected) = expected_version
                     && expected != current.version
                 {
@@ -1117,6 +1232,10 @@ impl Store {
                     return Ok((current, None));
                 }
                 let old = without_record(&current);
+                let replaced = Superseded {
+                    version: current.version,
+                    bytes: &bytes,
+                };
                 let case = CaseRecord {
                     version: current.version + 1,
                     updated: now,
@@ -1124,7 +1243,7 @@ impl Store {
                     retraction_reason: reason.to_owned(),
                     ..current
                 };
-                write_version(cases, versions, &case)?;
+                write_version(current_tree, history, &case, Some(replaced))?;
                 add_count(meta, KEY_ACTIVE, -1)?;
                 add_count(meta, KEY_RETRACTED, 1)?;
                 add_count(meta, KEY_WRITE_SEQ, 1)?;
@@ -1165,15 +1284,15 @@ impl Store {
             Some(after) => {
                 let mut from = after.as_bytes().to_vec();
                 from.push(0);
-                self.cases.range(from..)
+                self.current.range(from..)
             }
-            None => self.cases.range::<&[u8], _>(..),
+            None => self.current.range::<&[u8], _>(..),
         };
         let mut cases = Vec::with_capacity(limit);
         let mut more = false;
         for entry in range {
             let (_, bytes) = entry?;
-            let case = decode(&bytes)?;
+            let case = decode(&bytes, false)?;
             if case.status == CaseStatus::Retracted && !include_retracted {
                 continue;
             }
@@ -1224,19 +1343,15 @@ impl Store {
         let more = hits.len() > limit;
         let mut cases = Vec::with_capacity(limit);
         for (_, id) in hits.iter().take(limit) {
-            let Some(bytes) = self.cases.get(id.as_bytes())? else {
+            let Some(bytes) = self.current.get(id.as_bytes())? else {
                 continue;
             };
-            let envelope = decode(&bytes)?;
-            if envelope.status != CaseStatus::Active {
+            let case = decode(&bytes, with_records)?;
+            if case.status != CaseStatus::Active {
                 // Retracted after the index was read.
                 continue;
             }
-            cases.push(if with_records {
-                self.version(id, envelope.version)?
-            } else {
-                envelope
-            });
+            cases.push(case);
         }
         let next_page_token = match hits.get(limit - 1) {
             Some((doc, _)) if more => Some(encode_token(SEARCH_TOKEN_PREFIX, &doc.to_string())),
@@ -1323,9 +1438,9 @@ fn new_case(
 
 /// An imported record whose case id is already stored.
 fn import_over(
-    cases: &TransactionalTree,
-    versions: &TransactionalTree,
-    existing: CaseRecord,
+    current: &TransactionalTree,
+    history: &TransactionalTree,
+    stored: Current,
     draft: &CaseDraft,
     policy: ChangedPolicy,
     now: UnixMicros,
@@ -1336,6 +1451,10 @@ fn import_over(
         version: existing.version,
         reason,
     };
+    let Current {
+        case: existing,
+        bytes,
+    } = stored;
     if existing.external_id != draft.external_id {
         let reason = format!(
             "case id {} is taken by record {:?}; rename this record",
@@ -1371,6 +1490,10 @@ fn import_over(
         }
         ChangedPolicy::Replace => {
             let old = without_record(&existing);
+            let replaced = Superseded {
+                version: existing.version,
+                bytes: &bytes,
+            };
             let case = CaseRecord {
                 version: existing.version + 1,
                 updated: now,
@@ -1379,7 +1502,7 @@ fn import_over(
                 facts: draft.facts.clone(),
                 ..existing
             };
-            write_version(cases, versions, &case)?;
+            write_version(current, history, &case, Some(replaced))?;
             let result = ImportResult::Replaced {
                 case_id: case.id,
                 version: case.version,
@@ -1488,6 +1611,33 @@ fn invalid_token(listing: &str) -> CoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::IMPORT_BATCH_RECORDS;
+
+    /// Runs `open` on a data directory this process has just closed, again while it fails
+    /// on the directory's lock (for up to five seconds): a dropped sled database's flusher
+    /// thread can hold the lock a moment longer.
+    fn retry_locked<T, E: std::fmt::Display>(
+        open: impl Fn() -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let mut tries = 0;
+        loop {
+            match open() {
+                Err(e) if tries < 50 && e.to_string().contains("could not acquire lock") => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn store_at(path: &Path) -> Store {
+        retry_locked(|| Store::open(path, hpo())).unwrap()
+    }
+
+    fn sled_at(path: &Path) -> sled::Db {
+        retry_locked(|| sled::Config::new().path(path).open()).unwrap()
+    }
 
     fn draft(external: &str, record: &[u8]) -> CaseDraft {
         CaseDraft {
@@ -1849,7 +1999,7 @@ mod tests {
             id: disease.to_owned(),
         };
         {
-            let store = Store::open(dir.path(), hpo()).unwrap();
+            let store = store_at(dir.path());
             assert!(!store.index_from_snapshot());
             store
                 .create(&actor(), with_disease("p1", "OMIM:1"), UnixMicros(1))
@@ -1857,7 +2007,7 @@ mod tests {
             store.save_index_snapshot().unwrap();
         }
         {
-            let store = Store::open(dir.path(), hpo()).unwrap();
+            let store = store_at(dir.path());
             assert!(store.index_from_snapshot());
             assert!(!dir.path().join(SNAPSHOT_FILE).exists());
             assert_eq!(store.count(&query("OMIM:1")), 1);
@@ -1868,19 +2018,19 @@ mod tests {
                 .unwrap();
         }
         {
-            let store = Store::open(dir.path(), hpo()).unwrap();
+            let store = store_at(dir.path());
             assert!(!store.index_from_snapshot());
             assert_eq!(store.count(&query("OMIM:2")), 1);
         }
         // A damaged snapshot is not used.
         {
-            let store = Store::open(dir.path(), hpo()).unwrap();
+            let store = store_at(dir.path());
             store.save_index_snapshot().unwrap();
         }
         let path = dir.path().join(SNAPSHOT_FILE);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        let store = Store::open(dir.path(), hpo()).unwrap();
+        let store = store_at(dir.path());
         assert!(!store.index_from_snapshot());
         assert_eq!(
             store.count(&query("OMIM:1")) + store.count(&query("OMIM:2")),
@@ -1892,12 +2042,149 @@ mod tests {
     fn data_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let id = {
-            let store = Store::open(dir.path(), hpo()).unwrap();
+            let store = store_at(dir.path());
             create(&store, "p1", b"v1")
         };
-        let store = Store::open(dir.path(), hpo()).unwrap();
+        let store = store_at(dir.path());
         assert_eq!(store.get(&id, None, false).unwrap().record, b"v1");
         assert_eq!(store.counts().unwrap().active, 1);
+    }
+
+    /// Rewrites a data directory of this layout into the `casereg-store-3` one: envelopes in
+    /// `cases`, every version as one message (record in field 9) in `versions`.
+    fn write_format_3(path: &Path) {
+        let db = sled_at(path);
+        let envelopes = db.open_tree(TREE_CASES_3).unwrap();
+        let versions = db.open_tree(TREE_VERSIONS_3).unwrap();
+        let as_format_3 = |case: &CaseRecord| {
+            let mut stored = StoredCase::from_record(case);
+            stored.record = case.record.clone();
+            stored.encode_to_vec()
+        };
+        for item in db.open_tree(TREE_CURRENT).unwrap().iter() {
+            let case = decode(&item.unwrap().1, true).unwrap();
+            envelopes
+                .insert(
+                    case.id.as_bytes(),
+                    StoredCase::from_record(&case).encode_to_vec(),
+                )
+                .unwrap();
+            versions
+                .insert(version_key(&case.id, case.version), as_format_3(&case))
+                .unwrap();
+        }
+        for item in db.open_tree(TREE_HISTORY).unwrap().iter() {
+            let (key, bytes) = item.unwrap();
+            versions
+                .insert(key, as_format_3(&decode(&bytes, true).unwrap()))
+                .unwrap();
+        }
+        db.drop_tree(TREE_CURRENT).unwrap();
+        db.drop_tree(TREE_HISTORY).unwrap();
+        db.open_tree(TREE_META)
+            .unwrap()
+            .insert(KEY_FORMAT, FORMAT_3)
+            .unwrap();
+        db.flush().unwrap();
+    }
+
+    /// Everything a store answers about its cases, for comparing two stores.
+    fn contents(store: &Store) -> (Vec<CaseRecord>, Vec<CaseRecord>, Page, Counts, usize) {
+        let current: Vec<CaseRecord> = store.scan(true).map(Result::unwrap).collect();
+        let mut versions = Vec::new();
+        for case in &current {
+            for v in 1..=case.version {
+                versions.push(store.get(&case.id, Some(v), true).unwrap());
+            }
+        }
+        let page = store.list(0, "", true).unwrap();
+        let audited = store.audit_entries(0, 1000).unwrap().len();
+        (current, versions, page, store.counts().unwrap(), audited)
+    }
+
+    fn phenotype(term: u32) -> Query {
+        Query::Phenotype {
+            term: TermId(term),
+            exact: false,
+        }
+    }
+
+    #[test]
+    fn a_format_3_data_directory_is_migrated_with_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let (before, terms) = {
+            let store = store_at(dir.path());
+            let mut with_facts = draft("p1", b"first");
+            with_facts.facts.present = vec![TermId(1_939), TermId(4_322)];
+            let id = store
+                .create(&actor(), with_facts.clone(), UnixMicros(1))
+                .unwrap()
+                .case
+                .id;
+            with_facts.record = b"second".to_vec();
+            store
+                .update(&actor(), &id, 1, with_facts, UnixMicros(2))
+                .unwrap();
+            let gone = create(&store, "p2", b"retracted");
+            store
+                .retract(&actor(), &gone, None, "duplicate", UnixMicros(3))
+                .unwrap();
+            let drafts: Vec<CaseDraft> = (0..2_500)
+                .map(|i| draft(&format!("bulk{i}"), format!("record {i}").as_bytes()))
+                .collect();
+            for batch in drafts.chunks(IMPORT_BATCH_RECORDS) {
+                store
+                    .import_batch(&actor(), batch, ChangedPolicy::Replace, UnixMicros(4))
+                    .unwrap();
+            }
+            (contents(&store), store.count(&phenotype(4_322)))
+        };
+        assert_eq!(before.1.len(), 2 + 2 + 2_500);
+        assert_eq!(terms, 1);
+        write_format_3(dir.path());
+        {
+            // A migration interrupted before it changed the format marker left a partial
+            // new tree: it is started over.
+            let db = sled_at(dir.path());
+            let partial = db.open_tree(TREE_CURRENT).unwrap();
+            partial
+                .insert(b"0000000000000000", b"partial".to_vec())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        for _ in 0..2 {
+            let store = store_at(dir.path());
+            assert_eq!(contents(&store), before);
+            assert_eq!(store.count(&phenotype(4_322)), terms);
+        }
+        let db = sled_at(dir.path());
+        let names: Vec<IVec> = db.tree_names();
+        for old in [TREE_CASES_3, TREE_VERSIONS_3] {
+            assert!(
+                !names.iter().any(|n| n.as_ref() == old.as_bytes()),
+                "{old} kept"
+            );
+        }
+    }
+
+    #[test]
+    fn a_format_3_directory_whose_versions_disagree_is_refused_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = store_at(dir.path());
+            create(&store, "p1", b"one");
+        }
+        write_format_3(dir.path());
+        {
+            let db = sled_at(dir.path());
+            db.open_tree(TREE_VERSIONS_3).unwrap().clear().unwrap();
+            db.flush().unwrap();
+        }
+        let err = retry_locked(|| Store::open(dir.path(), hpo())).unwrap_err();
+        assert!(matches!(err, CoreError::Corrupt(_)), "{err:?}");
+        let db = sled_at(dir.path());
+        let format = db.open_tree(TREE_META).unwrap().get(KEY_FORMAT).unwrap();
+        assert_eq!(format.as_deref(), Some(FORMAT_3));
     }
 
     mod properties {
