@@ -611,6 +611,11 @@ const MIGRATION_BATCH: usize = 1024;
 /// marker changed.
 fn migrate_from_format_3(db: &sled::Db, meta: &Tree) -> Result<()> {
     let started = Instant::now();
+    tracing::info!(
+        "migrating the data directory from {} to {}",
+        String::from_utf8_lossy(FORMAT_3),
+        String::from_utf8_lossy(FORMAT)
+    );
     for name in [TREE_CURRENT, TREE_HISTORY] {
         db.drop_tree(name)?;
     }
