@@ -34,7 +34,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Well-known types come from pbjson-types (prost types with proto3-JSON serde), which
     // prost only allows once it is told not to supply its own.
+    // Map fields as ordered maps: a hash map's order differs from one decode to the next,
+    // and the stored encoding of a record must not (an unchanged record would read as
+    // changed).
     tonic_prost_build::configure()
+        .btree_map(".")
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(descriptor_set)?;
@@ -42,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     pbjson_build::Builder::new()
         // pbjson maps `.google.protobuf` to `pbjson_types` by itself.
         .register_descriptors(&descriptor_bytes)?
+        .btree_map(["."])
         .build(&[".casereg"])?;
     Ok(())
 }
