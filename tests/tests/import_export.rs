@@ -447,3 +447,142 @@ async fn records_with_map_fields_reimport_unchanged() {
         assert_eq!(again.unchanged, 1, "{again:?}");
     }
 }
+
+/// Sends `records` as one `ImportCases` message with each phenopacket's bytes as given
+/// (`None`: the field not set), as a client with another protobuf library might.
+async fn import_encoded(
+    server: &TestServer,
+    records: Vec<Option<Vec<u8>>>,
+    policy: pb::ChangedRecordPolicy,
+) -> pb::ImportCasesResponse {
+    use casereg_proto::zero_copy;
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let request = zero_copy::ImportCasesRequest {
+        options: Some(pb::ImportOptions {
+            on_changed: policy.into(),
+            report_all: true,
+        }),
+        records: records
+            .into_iter()
+            .enumerate()
+            .map(|(i, phenopacket)| zero_copy::ImportRecord {
+                source: format!("raw:{}", i + 1),
+                phenopacket: phenopacket.map(Into::into),
+            })
+            .collect(),
+    };
+    let codec =
+        tonic_prost::ProstCodec::<zero_copy::ImportCasesRequest, pb::ImportCasesResponse>::default(
+        );
+    grpc.client_streaming(
+        tonic::Request::new(tokio_stream::iter([request])),
+        tonic::codegen::http::uri::PathAndQuery::from_static(
+            "/casereg.v1.CaseRegistry/ImportCases",
+        ),
+        codec,
+    )
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+/// A record in an encoding other than the one prost writes (fields out of order, a field
+/// the contract does not have) is stored as prost writes it: the same record in either
+/// encoding is then unchanged.
+#[tokio::test]
+async fn records_in_another_encoding_are_stored_in_the_canonical_one() {
+    use prost::Message as _;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let record = seed_case();
+    let meta_only = pb::Phenopacket {
+        meta_data: record.meta_data.clone(),
+        ..Default::default()
+    };
+    let rest = pb::Phenopacket {
+        meta_data: None,
+        ..record.clone()
+    };
+    // Messages concatenated merge: `metaData` (field 11) first, then the rest, then an
+    // unknown field 99.
+    let other = [
+        meta_only.encode_to_vec(),
+        rest.encode_to_vec(),
+        vec![0x98, 0x06, 0x01],
+    ]
+    .concat();
+    assert_eq!(pb::Phenopacket::decode(other.as_slice()).unwrap(), record);
+    assert_ne!(other, record.encode_to_vec());
+
+    let first = import_encoded(
+        &server,
+        vec![Some(other.clone())],
+        pb::ChangedRecordPolicy::Reject,
+    )
+    .await;
+    assert_eq!(first.created, 1, "{first:?}");
+    let again = import(
+        &mut client,
+        vec![record.clone()],
+        pb::ChangedRecordPolicy::Reject,
+    )
+    .await;
+    assert_eq!(again.unchanged, 1, "{again:?}");
+    let other_again =
+        import_encoded(&server, vec![Some(other)], pb::ChangedRecordPolicy::Reject).await;
+    assert_eq!(other_again.unchanged, 1, "{other_again:?}");
+    let case_id = &first.outcomes[0].case_id;
+    let stored = client.get_case(case_id, 0, false).await.unwrap();
+    assert_eq!(stored.phenopacket, Some(record));
+}
+
+/// Bytes that are not a phenopacket at all fail their own record only, with its id when
+/// it can be read.
+#[tokio::test]
+async fn unreadable_record_bytes_are_rejected_one_by_one() {
+    use prost::Message as _;
+    let server = TestServer::start().await;
+    let mut second = seed_case();
+    second.id = "second".to_owned();
+    // The id (field 1) and then a string whose length runs past the end.
+    let truncated = [
+        &pb::Phenopacket {
+            id: "broken".to_owned(),
+            ..Default::default()
+        }
+        .encode_to_vec()[..],
+        &[0x3a, 0x7f, b'x'],
+    ]
+    .concat();
+    let response = import_encoded(
+        &server,
+        vec![
+            Some(seed_case().encode_to_vec()),
+            Some(truncated),
+            None,
+            Some(second.encode_to_vec()),
+        ],
+        pb::ChangedRecordPolicy::Reject,
+    )
+    .await;
+    assert_eq!(
+        (response.created, response.rejected),
+        (2, 2),
+        "{response:?}"
+    );
+    let outcome = |i: usize| &response.outcomes[i];
+    assert_eq!(outcome(1).kind, Kind::Rejected as i32);
+    assert_eq!(outcome(1).errors[0].field, "phenopacket");
+    assert!(
+        outcome(1).errors[0]
+            .description
+            .starts_with("is not a readable casereg.v1.Phenopacket encoding"),
+        "{:?}",
+        outcome(1).errors
+    );
+    assert_eq!(outcome(2).errors[0].field, "phenopacket");
+    assert_eq!(outcome(2).errors[0].description, "is required");
+    assert_eq!(outcome(3).kind, Kind::Created as i32);
+    assert_eq!(outcome(3).phenopacket_id, "second");
+}

@@ -766,7 +766,8 @@ fn term_number(term: TermId) -> i32 {
 impl PgRow {
     /// The row of a record, from the facts the registry extracts from it.
     pub fn of(record: &pb::Phenopacket, document: String, hpo: &Ontology) -> PgRow {
-        let facts = casereg_server::facts::extract(record, hpo);
+        let facts = casereg_server::facts::extract_typed(record, hpo)
+            .expect("a record's own encoding reads as its view");
         let mut closure: Vec<i32> = Vec::new();
         for &term in &facts.present {
             closure.push(term_number(term));

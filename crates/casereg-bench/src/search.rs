@@ -262,7 +262,10 @@ pub(crate) fn generate_facts(
                 );
                 scope.spawn(move || {
                     (lo..hi)
-                        .map(|i| facts::extract(&generator.case(u64::from(i)), hpo))
+                        .map(|i| {
+                            facts::extract_typed(&generator.case(u64::from(i)), hpo)
+                                .expect("a record's own encoding reads as its view")
+                        })
                         .collect::<Vec<CaseFacts>>()
                 })
             })

@@ -1,6 +1,6 @@
 //! The casereg wire contract, generated from `proto/casereg/v1/*.proto` at build time.
 //!
-//! Generated, apart from this module list and [`zero_copy`]: prost messages, tonic client
+//! Generated, apart from this module list, [`view`] and [`zero_copy`]: prost messages, tonic client
 //! and server stubs, and pbjson serde impls (proto3 JSON, so a `Phenopacket` serialises to
 //! GA4GH Phenopacket JSON and parses camelCase or snake_case keys, enum names or numbers,
 //! and 64-bit integers as numbers or strings).
@@ -13,7 +13,27 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/casereg.v1.serde.rs"));
 }
 
+pub mod view;
 pub mod zero_copy;
+
+/// The contract's own description of its messages, for tests of hand-written mirrors.
+#[cfg(test)]
+mod contract {
+    use prost::Message as _;
+    use prost_types::DescriptorProto;
+
+    /// The descriptor of `casereg.v1.{name}`.
+    pub(crate) fn message(name: &str) -> DescriptorProto {
+        let set = prost_types::FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET)
+            .expect("the contract's descriptors decode");
+        set.file
+            .into_iter()
+            .filter(|f| f.package() == "casereg.v1")
+            .flat_map(|f| f.message_type)
+            .find(|m| m.name() == name)
+            .unwrap_or_else(|| panic!("{name} is in the contract"))
+    }
+}
 
 /// The encoded `FileDescriptorSet` of the whole contract: served by gRPC reflection so that
 /// generic clients work with no .proto at hand, and used for reflective record checks.

@@ -1,15 +1,19 @@
-//! Wire-compatible views of the network's aggregate answers whose strings share the
-//! received buffer.
+//! Wire-compatible messages whose strings or nested records share the received buffer.
 //!
-//! A coordinator reads the full distribution of every center: hundreds of cells, each with
-//! an id and a label. Decoded as [`crate::v1`] messages, every one of those strings is a
-//! fresh allocation and copy, and most are dropped again once the merge cuts to the top N.
+//! - A coordinator reads the full distribution of every center: hundreds of cells, each with
+//!   an id and a label. Decoded as [`crate::v1`] messages, every one of those strings is a
+//!   fresh allocation and copy, and most are dropped again once the merge cuts to the top N.
+//! - A bulk import carries thousands of phenopackets that the server checks and stores in
+//!   their encoding; decoding each into a `v1::Phenopacket` only to encode it again was
+//!   the largest single cost of an import.
+//!
 //! These messages have the same field numbers and wire types as their `v1` namesakes, with
-//! each `string` read as [`Bytes`] (a `string` and a `bytes` field are encoded alike), so
-//! decoding one only takes reference-counted slices of the message buffer. The bytes are
-//! not checked as UTF-8 here: whoever reads them as text must (`casereg_core::text::Text`).
+//! each `string` or nested record read as [`Bytes`] (a `string`, a message and a `bytes`
+//! field are all encoded alike), so decoding one only takes reference-counted slices of the
+//! message buffer. The bytes are not checked here: whoever reads them must (as text,
+//! `casereg_core::text::Text`; as a record, the server's record checks).
 //!
-//! Only what a coordinator decodes is mirrored. A test checks every field against the
+//! Only what is decoded this way is mirrored. A test checks every field against the
 //! contract's descriptors, so a field added to the `.proto` files fails the build's tests
 //! until it is added here too.
 
@@ -61,6 +65,43 @@ pub struct GroupKey {
     pub label: Bytes,
 }
 
+/// `casereg.v1.ImportCasesRequest`, its records' phenopackets left encoded.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ImportCasesRequest {
+    #[prost(message, optional, tag = "1")]
+    pub options: Option<v1::ImportOptions>,
+    #[prost(message, repeated, tag = "2")]
+    pub records: Vec<ImportRecord>,
+}
+
+/// `casereg.v1.ImportRecord`, its phenopacket as the bytes of its encoding (`None` when the
+/// field is not set).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ImportRecord {
+    #[prost(string, tag = "1")]
+    pub source: String,
+    #[prost(bytes = "bytes", optional, tag = "2")]
+    pub phenopacket: Option<Bytes>,
+}
+
+impl From<v1::ImportCasesRequest> for ImportCasesRequest {
+    /// The typed request in this form: each phenopacket encoded.
+    fn from(request: v1::ImportCasesRequest) -> Self {
+        use prost::Message as _;
+        Self {
+            options: request.options,
+            records: request
+                .records
+                .into_iter()
+                .map(|record| ImportRecord {
+                    source: record.source,
+                    phenopacket: record.phenopacket.map(|p| Bytes::from(p.encode_to_vec())),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,16 +111,7 @@ mod tests {
 
     /// Every field of a message of the contract: (number, type, repeated).
     fn contract_fields(message: &str) -> Vec<(i32, Type, bool)> {
-        let set = prost_types::FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET)
-            .expect("the contract's descriptors decode");
-        let descriptor = set
-            .file
-            .iter()
-            .filter(|f| f.package() == "casereg.v1")
-            .flat_map(|f| &f.message_type)
-            .find(|m| m.name() == message)
-            .unwrap_or_else(|| panic!("{message} is in the contract"));
-        descriptor
+        crate::contract::message(message)
             .field
             .iter()
             .map(|f| {
@@ -92,7 +124,7 @@ mod tests {
     #[test]
     fn mirrors_every_field_of_the_contract() {
         use Type::{Bool, Message, String, Uint64};
-        let mirrored: [(&str, Vec<(i32, Type, bool)>); 4] = [
+        let mirrored: [(&str, Vec<(i32, Type, bool)>); 6] = [
             (
                 "NetworkAggregateResponse",
                 vec![(1, Message, false), (2, Bool, false), (3, Message, true)],
@@ -113,6 +145,15 @@ mod tests {
             ),
             // Read here as bytes: the same wire type.
             ("GroupKey", vec![(1, String, false), (2, String, false)]),
+            (
+                "ImportCasesRequest",
+                vec![(1, Message, false), (2, Message, true)],
+            ),
+            // The phenopacket read here as bytes: the same wire type.
+            (
+                "ImportRecord",
+                vec![(1, String, false), (2, Message, false)],
+            ),
         ];
         for (message, fields) in mirrored {
             assert_eq!(contract_fields(message), fields, "{message}");
@@ -160,5 +201,42 @@ mod tests {
         assert_eq!(merged.cells[0].keys[1].label, "female — ♀".as_bytes());
         assert_eq!(merged.min_cell_count, 5);
         assert_eq!(view.encode_to_vec(), wire);
+    }
+
+    #[test]
+    fn an_import_request_keeps_each_record_encoded() {
+        let record = v1::Phenopacket {
+            id: "case-1".to_owned(),
+            ..Default::default()
+        };
+        let request = v1::ImportCasesRequest {
+            options: Some(v1::ImportOptions {
+                report_all: true,
+                ..Default::default()
+            }),
+            records: vec![
+                v1::ImportRecord {
+                    source: "cases.jsonl:1".to_owned(),
+                    phenopacket: Some(record.clone()),
+                },
+                // Set but empty, and not set: told apart.
+                v1::ImportRecord {
+                    source: String::new(),
+                    phenopacket: Some(v1::Phenopacket::default()),
+                },
+                v1::ImportRecord::default(),
+            ],
+        };
+        let wire = request.encode_to_vec();
+        let read = ImportCasesRequest::decode(Bytes::from(wire.clone())).expect("decodes");
+        assert_eq!(read.records[0].source, "cases.jsonl:1");
+        assert_eq!(
+            read.records[0].phenopacket.as_deref(),
+            Some(record.encode_to_vec().as_slice())
+        );
+        assert_eq!(read.records[1].phenopacket.as_deref(), Some(&[][..]));
+        assert_eq!(read.records[2].phenopacket, None);
+        assert_eq!(read.encode_to_vec(), wire);
+        assert_eq!(ImportCasesRequest::from(request), read);
     }
 }

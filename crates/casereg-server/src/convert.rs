@@ -10,15 +10,16 @@
 use casereg_core::case::{
     CaseDigest, CaseDraft, CaseRecord, CaseStatus, CaseSummary, NoteKind, TermNote, UnixMicros,
 };
-use casereg_core::case::{check_ontology_refs, push_violation};
+use casereg_core::case::{OntologyRef, check_ontology_refs, push_violation};
 use casereg_core::ids::ExternalId;
 use casereg_core::limits::MAX_RECORD_BYTES;
 use casereg_core::ontology::{Ontology, Resolution};
 use casereg_core::{CoreError, FieldViolation};
 use casereg_proto::v1 as pb;
+use casereg_proto::view;
 
 use crate::{facts, record_walk};
-use prost::Message as _;
+use prost::Message;
 
 /// Checks a submitted phenopacket and turns it into a draft, or explains every problem.
 /// `field` is the request field that holds the record (`phenopacket`).
@@ -28,13 +29,64 @@ pub fn phenopacket_to_draft(
     hpo: &Ontology,
     strict_terms: bool,
 ) -> Result<(CaseDraft, Vec<TermNote>), CoreError> {
-    let Some(phenopacket) = phenopacket else {
+    let record = phenopacket.map(Message::encode_to_vec);
+    record_to_draft(record.as_deref(), field, hpo, strict_terms)
+}
+
+/// [`phenopacket_to_draft`] for a record still in its wire encoding (`None`: the field was
+/// not set). Canonical bytes (see [`record_walk`]) are stored as they are; others are
+/// decoded and re-encoded first, and bytes that do not decode are the record's error.
+pub fn record_to_draft(
+    record: Option<&[u8]>,
+    field: &str,
+    hpo: &Ontology,
+    strict_terms: bool,
+) -> Result<(CaseDraft, Vec<TermNote>), CoreError> {
+    let Some(record) = record else {
         return Err(CoreError::Invalid(vec![FieldViolation::new(
             field,
             "is required",
         )]));
     };
-    let record = phenopacket.encode_to_vec();
+    let mut violations = Vec::new();
+    let mut refs = Vec::new();
+    let walked = record_walk::walk_phenopacket(record, field, &mut refs, &mut violations);
+    if walked != Ok(record_walk::Form::Canonical) {
+        let phenopacket = pb::Phenopacket::decode(record).map_err(|e| {
+            CoreError::Invalid(vec![FieldViolation::new(
+                field,
+                format!("is not a readable casereg.v1.Phenopacket encoding: {e}"),
+            )])
+        })?;
+        drop((refs, violations));
+        return canonical_to_draft(&phenopacket.encode_to_vec(), field, hpo, strict_terms);
+    }
+    checked_to_draft(record, refs, violations, field, hpo, strict_terms)
+}
+
+/// [`record_to_draft`] for bytes prost has just written.
+fn canonical_to_draft(
+    record: &[u8],
+    field: &str,
+    hpo: &Ontology,
+    strict_terms: bool,
+) -> Result<(CaseDraft, Vec<TermNote>), CoreError> {
+    let mut violations = Vec::new();
+    let mut refs = Vec::new();
+    record_walk::walk_phenopacket(record, field, &mut refs, &mut violations)
+        .map_err(|e| CoreError::Corrupt(format!("walking the encoded record: {e}")))?;
+    checked_to_draft(record, refs, violations, field, hpo, strict_terms)
+}
+
+/// The checks after the walk, on canonical bytes and what the walk found in them.
+fn checked_to_draft(
+    record: &[u8],
+    refs: Vec<OntologyRef<'_>>,
+    mut violations: Vec<FieldViolation>,
+    field: &str,
+    hpo: &Ontology,
+    strict_terms: bool,
+) -> Result<(CaseDraft, Vec<TermNote>), CoreError> {
     if record.len() > MAX_RECORD_BYTES {
         return Err(CoreError::Invalid(vec![FieldViolation::new(
             field,
@@ -44,12 +96,9 @@ pub fn phenopacket_to_draft(
             ),
         )]));
     }
-    let mut violations = Vec::new();
-    let mut refs = Vec::new();
-    record_walk::walk_phenopacket(&record, field, &mut refs, &mut violations)
-        .map_err(|e| CoreError::Corrupt(format!("walking the encoded record: {e}")))?;
-
-    check_required(phenopacket, field, &mut violations);
+    let phenopacket = view::Phenopacket::decode(record)
+        .map_err(|e| CoreError::Corrupt(format!("reading the encoded record: {e}")))?;
+    check_required(&phenopacket, field, &mut violations);
     let external_id = match ExternalId::parse(&phenopacket.id) {
         Ok(id) => Some(id),
         Err(e) => {
@@ -66,9 +115,9 @@ pub fn phenopacket_to_draft(
         Some(external_id) if violations.is_empty() => Ok((
             CaseDraft {
                 external_id,
-                record,
-                digest: digest(phenopacket),
-                facts: facts::extract(phenopacket, hpo),
+                record: record.to_vec(),
+                digest: digest(&phenopacket),
+                facts: facts::extract(&phenopacket, hpo),
             },
             notes,
         )),
@@ -78,7 +127,7 @@ pub fn phenopacket_to_draft(
 
 /// What the Phenopacket schema marks as required, element by element.
 /// Paths are formatted only for what is missing.
-fn check_required(p: &pb::Phenopacket, field: &str, violations: &mut Vec<FieldViolation>) {
+fn check_required(p: &view::Phenopacket, field: &str, violations: &mut Vec<FieldViolation>) {
     let mut require = |present: bool, path: std::fmt::Arguments<'_>, what: &str| {
         if !present {
             push_violation(
@@ -146,21 +195,21 @@ fn check_required(p: &pb::Phenopacket, field: &str, violations: &mut Vec<FieldVi
                 format_args!("{field}.medicalActions[{i}]"),
                 "one of procedure, treatment, radiationTherapy, therapeuticRegimen",
             ),
-            Some(pb::medical_action::Action::Treatment(t)) => {
+            Some(view::Action::Treatment(t)) => {
                 require(
                     t.agent.is_some(),
                     format_args!("{field}.medicalActions[{i}].treatment.agent"),
                     "the agent given",
                 );
             }
-            Some(pb::medical_action::Action::Procedure(procedure)) => {
+            Some(view::Action::Procedure(procedure)) => {
                 require(
                     procedure.code.is_some(),
                     format_args!("{field}.medicalActions[{i}].procedure.code"),
                     "the procedure",
                 );
             }
-            Some(pb::medical_action::Action::RadiationTherapy(r)) => {
+            Some(view::Action::RadiationTherapy(r)) => {
                 require(
                     r.modality.is_some(),
                     format_args!("{field}.medicalActions[{i}].radiationTherapy.modality"),
@@ -172,7 +221,7 @@ fn check_required(p: &pb::Phenopacket, field: &str, violations: &mut Vec<FieldVi
                     "the body site",
                 );
             }
-            Some(pb::medical_action::Action::TherapeuticRegimen(r)) => {
+            Some(view::Action::TherapeuticRegimen(r)) => {
                 require(
                     r.identifier.is_some(),
                     format_args!("{field}.medicalActions[{i}].therapeuticRegimen.identifier"),
@@ -184,7 +233,7 @@ fn check_required(p: &pb::Phenopacket, field: &str, violations: &mut Vec<FieldVi
 }
 
 /// The short description a listing shows.
-fn digest(p: &pb::Phenopacket) -> CaseDigest {
+fn digest(p: &view::Phenopacket) -> CaseDigest {
     let excluded = p.phenotypic_features.iter().filter(|f| f.excluded).count();
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     CaseDigest {

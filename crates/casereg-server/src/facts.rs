@@ -11,13 +11,15 @@ use casereg_core::case::{AgeSpan, CaseFacts, Coded};
 use casereg_core::ids::{Curie, TermId};
 use casereg_core::ontology::Ontology;
 use casereg_proto::v1 as pb;
+use casereg_proto::view;
+use prost::{DecodeError, Message as _};
 
 /// Days from conception to a term birth (40 weeks), for gestational ages.
 const TERM_BIRTH_GESTATION_DAYS: i32 = 280;
 
 /// Extracts the facts search indexes. Ids the record gives are checked before this runs;
 /// HPO ids are read as search reads them (alternative and obsolete ids replaced).
-pub fn extract(p: &pb::Phenopacket, hpo: &Ontology) -> CaseFacts {
+pub fn extract(p: &view::Phenopacket, hpo: &Ontology) -> CaseFacts {
     let birth = p
         .subject
         .as_ref()
@@ -58,7 +60,7 @@ pub fn extract(p: &pb::Phenopacket, hpo: &Ontology) -> CaseFacts {
             facts.diseases.push(coded(disease));
         }
         for genomic in &diagnosis.genomic_interpretations {
-            use pb::genomic_interpretation::Call;
+            use view::Call;
             match &genomic.call {
                 Some(Call::Gene(gene)) => facts.genes.push(gene_code(gene)),
                 Some(Call::VariantInterpretation(variant)) => {
@@ -82,7 +84,7 @@ pub fn extract(p: &pb::Phenopacket, hpo: &Ontology) -> CaseFacts {
         }
     }
     for action in &p.medical_actions {
-        use pb::medical_action::Action;
+        use view::Action;
         match &action.action {
             Some(Action::Treatment(treatment)) => {
                 facts.treatments.extend(treatment.agent.as_ref().map(coded));
@@ -94,9 +96,7 @@ pub fn extract(p: &pb::Phenopacket, hpo: &Ontology) -> CaseFacts {
         }
         if let Some(response) = &action.response_to_treatment {
             facts.responses.push(coded(response));
-            if let Some(Action::Treatment(pb::Treatment {
-                agent: Some(agent), ..
-            })) = &action.action
+            if let Some(Action::Treatment(view::Treatment { agent: Some(agent) })) = &action.action
             {
                 facts
                     .treatment_responses
@@ -126,6 +126,15 @@ pub fn extract(p: &pb::Phenopacket, hpo: &Ontology) -> CaseFacts {
     facts
 }
 
+/// [`extract`] for a record in its typed form (as the benchmarks generate them): encoded and
+/// read back as its view, as the server reads a stored record.
+pub fn extract_typed(p: &pb::Phenopacket, hpo: &Ontology) -> Result<CaseFacts, DecodeError> {
+    Ok(extract(
+        &view::Phenopacket::decode(p.encode_to_vec().as_slice())?,
+        hpo,
+    ))
+}
+
 fn hpo_term(id: &str, hpo: &Ontology) -> Option<TermId> {
     let term = Curie::check_term(id).ok().flatten()?;
     Some(hpo.resolve(term).effective())
@@ -138,7 +147,7 @@ fn coded(class: &pb::OntologyClass) -> Coded {
     }
 }
 
-fn gene_code(gene: &pb::GeneDescriptor) -> Coded {
+fn gene_code(gene: &view::GeneDescriptor) -> Coded {
     Coded {
         id: gene.value_id.clone(),
         label: gene.symbol.clone(),

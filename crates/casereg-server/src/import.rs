@@ -1,5 +1,9 @@
 //! Bulk import and export: the streaming halves of the service.
 //!
+//! Import reads its stream as [`zero_copy::ImportCasesRequest`]s (served by
+//! [`RegistryRoutes`]): each record stays in the encoding it arrived in, and is stored as it
+//! is when it is canonical, never decoded whole (see `record_walk`).
+//!
 //! Import is a pipeline of batches. Each batch is checked and committed on a blocking thread
 //! (one sled transaction, one flush); batches are checked side by side but commit in stream
 //! order, so a record that comes twice ends as its later form, as it would one at a time.
@@ -7,12 +11,17 @@
 //! the oldest to finish, so memory stays bounded whatever the stream's length.
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
 use casereg_core::audit::Actor;
 use casereg_core::case::UnixMicros;
 use casereg_core::ids::{CaseId, CenterId};
+use casereg_core::limits::MAX_MESSAGE_BYTES;
 use casereg_core::limits::{
     EXPORT_CHUNK_CASES, IMPORT_BATCH_RECORDS, MAX_EXPORT_IDS, MAX_IMPORT_OUTCOMES,
     MAX_IMPORT_RECORDS_PER_MESSAGE, MAX_SOURCE_BYTES,
@@ -20,20 +29,107 @@ use casereg_core::limits::{
 use casereg_core::store::{ChangedPolicy, ImportResult};
 use casereg_core::{CoreError, FieldViolation};
 use casereg_proto::v1 as pb;
+use casereg_proto::v1::case_registry_server::CaseRegistryServer;
+use casereg_proto::{view, zero_copy};
 use pb::import_outcome::Kind;
+use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tonic::{Status, Streaming};
+use tokio_stream::{Stream, StreamExt as _};
+use tonic::server::NamedService;
+use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::Caller;
 use crate::convert;
-use crate::service::Registry;
+use crate::service::{CaseRegistryService, Registry};
 use crate::status::{invalid_field, to_status};
 
-/// A record waiting for its batch: stream position, source label, the record.
+/// The path of the `ImportCases` method.
+const IMPORT_CASES: &str = "/casereg.v1.CaseRegistry/ImportCases";
+
+/// The `CaseRegistry` service as the server mounts it: the generated service, except that
+/// `ImportCases` decodes its stream as [`zero_copy::ImportCasesRequest`]s, its records
+/// left encoded. (The generated code fixes each method's message types; this takes the one
+/// path before it.)
+#[derive(Clone)]
+pub struct RegistryRoutes {
+    generated: CaseRegistryServer<CaseRegistryService>,
+    registry: Arc<Registry>,
+}
+
+impl RegistryRoutes {
+    /// Serves `registry`, with the message size limits of every other service.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self {
+            generated: CaseRegistryServer::new(CaseRegistryService::new(Arc::clone(&registry)))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            registry,
+        }
+    }
+}
+
+impl NamedService for RegistryRoutes {
+    const NAME: &'static str = <CaseRegistryServer<CaseRegistryService> as NamedService>::NAME;
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
+
+impl tower::Service<http::Request<tonic::body::Body>> for RegistryRoutes {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        if request.uri().path() != IMPORT_CASES {
+            return self.generated.call(request);
+        }
+        let method = ImportCases {
+            registry: Arc::clone(&self.registry),
+        };
+        Box::pin(async move {
+            let codec = tonic_prost::ProstCodec::<
+                pb::ImportCasesResponse,
+                zero_copy::ImportCasesRequest,
+            >::default();
+            let mut grpc = tonic::server::Grpc::new(codec)
+                .apply_max_message_size_config(Some(MAX_MESSAGE_BYTES), Some(MAX_MESSAGE_BYTES));
+            Ok(grpc.client_streaming(method, request).await)
+        })
+    }
+}
+
+/// `ImportCases` on records left encoded.
+struct ImportCases {
+    registry: Arc<Registry>,
+}
+
+impl tonic::server::ClientStreamingService<zero_copy::ImportCasesRequest> for ImportCases {
+    type Response = pb::ImportCasesResponse;
+    type Future = BoxFuture<Response<Self::Response>, Status>;
+
+    fn call(&mut self, request: Request<Streaming<zero_copy::ImportCasesRequest>>) -> Self::Future {
+        let registry = Arc::clone(&self.registry);
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let actor = Caller::of(&request)?.actor();
+                let response = import_stream(registry, actor, request.into_inner()).await?;
+                Ok(Response::new(response))
+            },
+            tracing::info_span!("import_cases"),
+        ))
+    }
+}
+
+/// A record waiting for its batch: stream position, source label, the record's encoding.
 struct Pending {
     index: u64,
     source: String,
-    phenopacket: Option<pb::Phenopacket>,
+    phenopacket: Option<bytes::Bytes>,
 }
 
 type BatchTask = JoinHandle<Result<Vec<pb::ImportOutcome>, CoreError>>;
@@ -136,8 +232,9 @@ impl Batches {
 pub async fn import_stream(
     registry: Arc<Registry>,
     actor: Actor,
-    mut stream: Streaming<pb::ImportCasesRequest>,
+    stream: impl Stream<Item = Result<zero_copy::ImportCasesRequest, Status>>,
 ) -> Result<pb::ImportCasesResponse, Status> {
+    let mut stream = std::pin::pin!(stream);
     let mut summary = Summary::default();
     let mut options: Option<pb::ImportOptions> = None;
     let mut pending: Vec<Pending> = Vec::with_capacity(IMPORT_BATCH_RECORDS);
@@ -150,8 +247,8 @@ pub async fn import_stream(
     };
     let mut next_index = 0u64;
     let mut first = true;
-    while let Some(message) = stream.message().await? {
-        let pb::ImportCasesRequest {
+    while let Some(message) = stream.next().await.transpose()? {
+        let zero_copy::ImportCasesRequest {
             options: message_options,
             records,
         } = message;
@@ -173,7 +270,7 @@ pub async fn import_stream(
                 ),
             ));
         }
-        for pb::ImportRecord {
+        for zero_copy::ImportRecord {
             source,
             phenopacket,
         } in records
@@ -248,13 +345,8 @@ fn import_batch(
         phenopacket,
     } in batch
     {
-        let phenopacket_id = phenopacket
-            .as_ref()
-            .map(|p| p.id.clone())
-            .unwrap_or_default();
         let mut outcome = pb::ImportOutcome {
             index,
-            phenopacket_id,
             ..pb::ImportOutcome::default()
         };
         if source.len() > MAX_SOURCE_BYTES {
@@ -270,8 +362,9 @@ fn import_batch(
             continue;
         }
         outcome.source = source;
-        match registry.check_record(phenopacket.as_ref()) {
+        match registry.check_encoded(phenopacket.as_deref()) {
             Ok((draft, notes)) => {
+                outcome.phenopacket_id = draft.external_id.as_str().to_owned();
                 outcome.case_id = CaseId::derive(&actor.center, &draft.external_id).to_string();
                 outcome.warnings = notes
                     .into_iter()
@@ -281,6 +374,12 @@ fn import_batch(
                 drafts.push(draft);
             }
             Err(CoreError::Invalid(violations)) => {
+                // The record's own id, for the report, when it can be read at all.
+                outcome.phenopacket_id = phenopacket
+                    .as_deref()
+                    .and_then(|bytes| view::Identified::decode(bytes).ok())
+                    .map(|read| read.id)
+                    .unwrap_or_default();
                 outcome.kind = Kind::Rejected.into();
                 outcome.errors = violations.into_iter().map(field_error).collect();
             }

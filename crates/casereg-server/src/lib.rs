@@ -226,9 +226,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(casereg_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let registry_service = CaseRegistryServer::new(CaseRegistryService::new(Arc::clone(&registry)))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let registry_service = import::RegistryRoutes::new(Arc::clone(&registry));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut builder = tonic::transport::Server::builder();

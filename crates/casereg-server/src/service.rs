@@ -53,6 +53,14 @@ impl Registry {
     ) -> Result<(CaseDraft, Vec<TermNote>), CoreError> {
         convert::phenopacket_to_draft(phenopacket, "phenopacket", &self.hpo, self.strict_terms)
     }
+
+    /// [`Self::check_record`] for a record still in its encoding.
+    pub(crate) fn check_encoded(
+        &self,
+        phenopacket: Option<&[u8]>,
+    ) -> Result<(CaseDraft, Vec<TermNote>), CoreError> {
+        convert::record_to_draft(phenopacket, "phenopacket", &self.hpo, self.strict_terms)
+    }
 }
 
 /// The gRPC face of a [`Registry`].
@@ -288,9 +296,13 @@ impl CaseRegistry for CaseRegistryService {
         &self,
         request: Request<Streaming<pb::ImportCasesRequest>>,
     ) -> Result<Response<pb::ImportCasesResponse>, Status> {
+        // The server mounts `import::RegistryRoutes`, which reads this method's stream with
+        // its records left encoded; this is the same import for the typed stream.
         let actor = Caller::of(&request)?.actor();
-        let response =
-            import::import_stream(Arc::clone(&self.registry), actor, request.into_inner()).await?;
+        let stream = tokio_stream::StreamExt::map(request.into_inner(), |message| {
+            message.map(casereg_proto::zero_copy::ImportCasesRequest::from)
+        });
+        let response = import::import_stream(Arc::clone(&self.registry), actor, stream).await?;
         Ok(Response::new(response))
     }
 
