@@ -75,7 +75,8 @@ pub struct ImportCasesRequest {
 }
 
 /// `casereg.v1.ImportRecord`, its phenopacket as the bytes of its encoding (`None` when the
-/// field is not set).
+/// field is not set). Should the field come twice in one record, the last is kept, where a
+/// typed decoder would merge the two; encoders write a message field once.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ImportRecord {
     #[prost(string, tag = "1")]
