@@ -1,11 +1,14 @@
 //! Wire ↔ domain conversion: the only place that reads phenopacket structure.
 //!
-//! Inbound, a `Phenopacket` becomes a [`CaseDraft`] after every check the record must pass,
-//! with all problems collected (not just the first) as field violations whose paths use the
-//! record's JSON spelling (`phenopacket.phenotypicFeatures[2].type.id`). Two passes:
-//! - a reflective walk over every field of the record ([`record_walk`], so no field can be
-//!   forgotten when the schema grows): string lengths and the id of every `OntologyClass`;
-//! - typed checks of what the Phenopacket schema requires, and the listing digest.
+//! Inbound, a phenopacket's encoding becomes a [`CaseDraft`] after every check the record
+//! must pass, with all problems collected (not just the first) as field violations whose
+//! paths use the record's JSON spelling (`phenopacket.phenotypicFeatures[2].type.id`). Two
+//! passes:
+//! - a reflective walk over every field of the encoding ([`record_walk`], so no field can be
+//!   forgotten when the schema grows): string lengths, the id of every `OntologyClass`, and
+//!   whether the bytes are canonical (if not, they are decoded and re-encoded first);
+//! - typed checks of what the Phenopacket schema requires, the listing digest and the search
+//!   facts, on the record's partial view (`casereg_proto::view`).
 
 use casereg_core::case::{
     CaseDigest, CaseDraft, CaseRecord, CaseStatus, CaseSummary, NoteKind, TermNote, UnixMicros,
@@ -58,7 +61,6 @@ pub fn record_to_draft(
                 format!("is not a readable casereg.v1.Phenopacket encoding: {e}"),
             )])
         })?;
-        drop((refs, violations));
         return canonical_to_draft(&phenopacket.encode_to_vec(), field, hpo, strict_terms);
     }
     checked_to_draft(record, refs, violations, field, hpo, strict_terms)
