@@ -92,6 +92,80 @@ async fn kill_9_right_after_acknowledged_writes_loses_nothing() {
     server.kill();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_right_after_an_acknowledged_import_loses_nothing() {
+    use casereg_proto::v1 as pb;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = ChildServer::start("child_server_process", dir.path());
+    let mut client = Client::connect(&server.url(), &ConnectOptions::default())
+        .await
+        .unwrap();
+
+    // Two full batches of new cases (sample records cut short, under new ids), then a last
+    // batch whose records are all rejected, so it commits nothing and flushes nothing of its
+    // own: the earlier batches are durable only if the stream flushes them before it answers.
+    // (Short records keep the time from the last commit to the kill well under sled's
+    // periodic flush, which would otherwise often cover for a missing flush.)
+    let batch = casereg_core::limits::IMPORT_BATCH_RECORDS;
+    let sample: Vec<_> = sample_records().into_iter().map(|(_, _, r)| r).collect();
+    let mut records: Vec<pb::Phenopacket> = (0..2 * batch)
+        .map(|i| {
+            let full = &sample[i % sample.len()];
+            pb::Phenopacket {
+                id: format!("{}-copy-{i}", full.id),
+                subject: full.subject.clone(),
+                phenotypic_features: full.phenotypic_features.iter().take(1).cloned().collect(),
+                meta_data: full.meta_data.clone(),
+                ..pb::Phenopacket::default()
+            }
+        })
+        .collect();
+    records.extend(sample.iter().take(100).map(|r| pb::Phenopacket {
+        id: String::new(),
+        ..r.clone()
+    }));
+    let mut messages = Vec::new();
+    let mut options = Some(pb::ImportOptions {
+        report_all: true,
+        ..pb::ImportOptions::default()
+    });
+    for chunk in records.chunks(32) {
+        messages.push(pb::ImportCasesRequest {
+            options: options.take(),
+            records: chunk
+                .iter()
+                .map(|r| pb::ImportRecord {
+                    source: r.id.clone(),
+                    phenopacket: Some(r.clone()),
+                })
+                .collect(),
+        });
+    }
+    let response = client
+        .import_cases(tokio_stream::iter(messages))
+        .await
+        .unwrap();
+    assert_eq!(
+        (response.created, response.rejected),
+        (2 * batch as u64, 100)
+    );
+    server.kill();
+
+    let server = ChildServer::start("child_server_process", dir.path());
+    let mut client = Client::connect(&server.url(), &ConnectOptions::default())
+        .await
+        .unwrap();
+    let info = client.registry_info().await.unwrap();
+    assert_eq!(info.active_cases, 2 * batch as u64);
+    for outcome in response.outcomes.iter().take(2 * batch).step_by(97) {
+        let record = &records[usize::try_from(outcome.index).unwrap()];
+        let case = client.get_case(&outcome.case_id, 0, false).await.unwrap();
+        assert_eq!(case.phenopacket.as_ref(), Some(record), "{}", record.id);
+    }
+    server.kill();
+}
+
 #[tokio::test]
 async fn graceful_stop_flushes_and_an_open_watch_cannot_hold_it_open() {
     let dir = tempfile::tempdir().unwrap();
