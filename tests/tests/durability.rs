@@ -103,10 +103,11 @@ async fn kill_9_right_after_an_acknowledged_import_loses_nothing() {
         .unwrap();
 
     // Two full batches of new cases (sample records cut short, under new ids), then a last
-    // batch whose records are all rejected, so it commits nothing and flushes nothing of its
-    // own: the earlier batches are durable only if the stream flushes them before it answers.
-    // (Short records keep the time from the last commit to the kill well under sled's
-    // periodic flush, which would otherwise often cover for a missing flush.)
+    // batch whose records are all rejected, so it commits nothing: every batch that did
+    // commit must be durable when the import answers. (Short records keep the time from the
+    // last commit to the kill well under sled's periodic flush, which would otherwise often
+    // cover for a missing flush: with the import's flushes taken out, the second batch was
+    // lost in every run tried.)
     let batch = casereg_core::limits::IMPORT_BATCH_RECORDS;
     let sample: Vec<_> = sample_records().into_iter().map(|(_, _, r)| r).collect();
     let mut records: Vec<pb::Phenopacket> = (0..2 * batch)

@@ -44,9 +44,8 @@ pub const MAX_REPORTED_VIOLATIONS: usize = 100;
 /// Most records in one `ImportCases` stream message.
 pub const MAX_IMPORT_RECORDS_PER_MESSAGE: usize = 1_000;
 
-/// Records written per transaction during an import (group commit; batches that follow
-/// one another closely share a flush): large enough that a transaction and a flush are paid
-/// rarely, small enough that a batch stays a few MiB.
+/// Records written per durable commit during an import (group commit): large enough that
+/// the flush is paid rarely, small enough that a batch stays a few MiB.
 pub const IMPORT_BATCH_RECORDS: usize = 512;
 
 /// Most outcomes listed in one import response; counts are always complete.

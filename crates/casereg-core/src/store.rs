@@ -20,9 +20,8 @@
 //! them.
 //!
 //! Architecture invariant: every write is one sled transaction over these trees followed by
-//! `Db::flush()` before it is acknowledged, so an acknowledged write survives a crash of the
-//! process (not of the machine: see ARCHITECTURE.md). Every method flushes before it returns,
-//! except an import batch whose caller takes the flush on itself ([`Flush::Deferred`]).
+//! `Db::flush()` before the method returns, so an acknowledged write survives a crash of the
+//! process (not of the machine: see ARCHITECTURE.md).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
@@ -362,16 +361,6 @@ pub enum ChangedPolicy {
     Replace,
     /// Refuse the record.
     Reject,
-}
-
-/// When an import batch is made durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flush {
-    /// Before the call returns.
-    Now,
-    /// By the caller, with a later [`Store::flush`] before the batch is acknowledged, so
-    /// that batches committed one after another share one flush (group commit).
-    Deferred,
 }
 
 /// The result of importing one record.
@@ -860,15 +849,14 @@ impl Store {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Applies a committed write's changes to the index and then makes the write durable
-    /// unless `flush` defers that. `created` new documents were numbered. The next writer may
-    /// start its transaction as soon as this one's publishing turn is taken.
+    /// Applies a committed write's changes to the index and then makes the write durable.
+    /// `created` new documents were numbered. The next writer may start its transaction as
+    /// soon as this one's publishing turn is taken.
     fn publish(
         &self,
         mut writer: MutexGuard<'_, Writer>,
         created: u64,
         changes: &[IndexChange],
-        flush: Flush,
     ) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
@@ -888,10 +876,7 @@ impl Store {
             );
         }
         drop(turn);
-        match flush {
-            Flush::Now => self.flush(),
-            Flush::Deferred => Ok(()),
-        }
+        self.flush()
     }
 
     /// Makes every write so far durable against a process crash (`sled::Db::flush`).
@@ -933,7 +918,7 @@ impl Store {
                 old: None,
                 new: outcome.case.clone(),
             };
-            self.publish(writer, 1, &[change], Flush::Now)?;
+            self.publish(writer, 1, &[change])?;
         }
         Ok(outcome)
     }
@@ -949,21 +934,18 @@ impl Store {
         policy: ChangedPolicy,
         now: UnixMicros,
     ) -> Result<Vec<ImportResult>> {
-        self.import_batch_then(actor, drafts, policy, now, Flush::Now, || {})
+        self.import_batch_then(actor, drafts, policy, now, || {})
     }
 
     /// [`Self::import_batch`], calling `committed` once the batch's transaction has
     /// committed (a later write is then ordered after it), before the batch is made
-    /// durable and before this returns. It is not called when the transaction fails. With
-    /// [`Flush::Deferred`] the batch is not flushed here: the caller must call
-    /// [`Self::flush`] before it acknowledges the batch.
+    /// durable and before this returns. It is not called when the transaction fails.
     pub fn import_batch_then(
         &self,
         actor: &Actor,
         drafts: &[CaseDraft],
         policy: ChangedPolicy,
         now: UnixMicros,
-        flush: Flush,
         committed: impl FnOnce(),
     ) -> Result<Vec<ImportResult>> {
         let center = &actor.center;
@@ -1028,7 +1010,7 @@ impl Store {
             })
             .map_err(tx_error)?;
         committed();
-        self.publish(writer, created, &changes, flush)?;
+        self.publish(writer, created, &changes)?;
         Ok(results)
     }
 
@@ -1211,7 +1193,7 @@ impl Store {
                 old: Some(old),
                 new: without_record(&outcome.case),
             };
-            self.publish(writer, 0, &[change], Flush::Now)?;
+            self.publish(writer, 0, &[change])?;
         }
         Ok(outcome)
     }
@@ -1288,7 +1270,7 @@ impl Store {
                 old: Some(old),
                 new: without_record(&case),
             };
-            self.publish(writer, 0, &[change], Flush::Now)?;
+            self.publish(writer, 0, &[change])?;
         }
         Ok(case)
     }

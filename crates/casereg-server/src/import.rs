@@ -5,21 +5,16 @@
 //! is when it is canonical, never decoded whole (see `record_walk`).
 //!
 //! Import is a pipeline of batches. Each batch is checked and committed on a blocking thread
-//! (one sled transaction); batches are checked side by side but commit in stream order, so a
-//! record that comes twice ends as its later form, as it would one at a time. While two
-//! batches are in flight the next one is received and decoded; a third waits for the oldest
-//! to finish, so memory stays bounded whatever the stream's length.
-//!
-//! Group commit: a batch flushes after its transaction unless a later batch of the stream is
-//! already on its way to commit, whose flush will cover both. Nothing is acknowledged before
-//! the stream's answer, and the stream flushes once more before it answers (success or
-//! error) when any batch left its flush to a later one.
+//! (one sled transaction, one flush); batches are checked side by side but commit in stream
+//! order, so a record that comes twice ends as its later form, as it would one at a time.
+//! While two batches are in flight the next one is received and decoded; a third waits for
+//! the oldest to finish, so memory stays bounded whatever the stream's length.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -31,7 +26,7 @@ use casereg_core::limits::{
     EXPORT_CHUNK_CASES, IMPORT_BATCH_RECORDS, MAX_EXPORT_IDS, MAX_IMPORT_OUTCOMES,
     MAX_IMPORT_RECORDS_PER_MESSAGE, MAX_SOURCE_BYTES,
 };
-use casereg_core::store::{ChangedPolicy, Flush, ImportResult};
+use casereg_core::store::{ChangedPolicy, ImportResult};
 use casereg_core::{CoreError, FieldViolation};
 use casereg_proto::v1 as pb;
 use casereg_proto::v1::case_registry_server::CaseRegistryServer;
@@ -143,15 +138,11 @@ type BatchTask = JoinHandle<Result<Vec<pb::ImportOutcome>, CoreError>>;
 const BATCHES_IN_FLIGHT: usize = 2;
 
 /// How many of one stream's batches have committed (or failed): batch `n` commits when
-/// `done` reaches `n`.
+/// this reaches `n`.
 #[derive(Default)]
 struct CommitOrder {
     done: Mutex<u64>,
     advanced: Condvar,
-    /// Batches spawned so far.
-    spawned: AtomicU64,
-    /// Whether a batch has left its flush to a later one.
-    deferred: AtomicBool,
 }
 
 /// Batch `n`'s place in the commit order. The turn passes on when the batch's transaction
@@ -178,17 +169,6 @@ impl Turn {
                 .advanced
                 .wait(done)
                 .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    /// [`Flush::Deferred`] when a later batch has been spawned (its flush, or the stream's
-    /// last one, makes this batch durable too), else [`Flush::Now`].
-    fn flush(&self) -> Flush {
-        if self.order.spawned.load(Ordering::Acquire) > self.n + 1 {
-            self.order.deferred.store(true, Ordering::Release);
-            Flush::Deferred
-        } else {
-            Flush::Now
         }
     }
 
@@ -230,7 +210,6 @@ impl Batches {
         let order = Arc::clone(&self.order);
         let n = self.spawned;
         self.spawned += 1;
-        self.order.spawned.store(self.spawned, Ordering::Release);
         self.in_flight
             .push_back(tokio::task::spawn_blocking(move || {
                 let turn = Turn {
@@ -249,42 +228,23 @@ impl Batches {
     }
 }
 
-/// Runs one `ImportCases` stream to its end. Every batch it committed is durable before it
-/// returns, whether it answers with outcomes or an error.
+/// Runs one `ImportCases` stream to its end.
 pub async fn import_stream(
     registry: Arc<Registry>,
     actor: Actor,
-    stream: impl Stream<Item = Result<zero_copy::ImportCasesRequest, Status>>,
-) -> Result<pb::ImportCasesResponse, Status> {
-    let order = Arc::new(CommitOrder::default());
-    let mut batches = Batches {
-        registry: Arc::clone(&registry),
-        actor: Arc::new(actor),
-        order: Arc::clone(&order),
-        spawned: 0,
-        in_flight: VecDeque::with_capacity(BATCHES_IN_FLIGHT + 1),
-    };
-    let answer = receive(&mut batches, stream).await;
-    // After an error, the batches still in flight finish before the flush covers them.
-    while batches.next_done().await.is_some() {}
-    if order.deferred.load(Ordering::Acquire) {
-        tokio::task::spawn_blocking(move || registry.store.flush())
-            .await
-            .map_err(|e| Status::internal(format!("import flush task failed: {e}")))?
-            .map_err(to_status)?;
-    }
-    answer
-}
-
-/// Receives the stream, spawning its batches, and sums their outcomes.
-async fn receive(
-    batches: &mut Batches,
     stream: impl Stream<Item = Result<zero_copy::ImportCasesRequest, Status>>,
 ) -> Result<pb::ImportCasesResponse, Status> {
     let mut stream = std::pin::pin!(stream);
     let mut summary = Summary::default();
     let mut options: Option<pb::ImportOptions> = None;
     let mut pending: Vec<Pending> = Vec::with_capacity(IMPORT_BATCH_RECORDS);
+    let mut batches = Batches {
+        registry,
+        actor: Arc::new(actor),
+        order: Arc::default(),
+        spawned: 0,
+        in_flight: VecDeque::with_capacity(BATCHES_IN_FLIGHT + 1),
+    };
     let mut next_index = 0u64;
     let mut first = true;
     while let Some(message) = stream.next().await.transpose()? {
@@ -431,14 +391,10 @@ fn import_batch(
         return Ok(outcomes);
     }
     turn.wait();
-    let results = registry.store.import_batch_then(
-        actor,
-        &drafts,
-        policy,
-        UnixMicros::now(),
-        turn.flush(),
-        || turn.pass(),
-    )?;
+    let results =
+        registry
+            .store
+            .import_batch_then(actor, &drafts, policy, UnixMicros::now(), || turn.pass())?;
     for (slot, result) in slots.into_iter().zip(results) {
         let outcome = &mut outcomes[slot];
         let (kind, version) = match result {
