@@ -336,6 +336,27 @@ fn add_doc(bitmap: &mut RoaringBitmap, doc: u32) {
     }
 }
 
+/// Adds `docs`, in increasing order, to `bitmap`. Appended when they all come after its
+/// last document (a write of new cases); otherwise merged in one pass, as inserting them one
+/// by one would move a container's tail for each (the index rebuilt in case-id order).
+fn add_docs(bitmap: &mut RoaringBitmap, docs: impl Iterator<Item = u32> + Clone) {
+    if docs
+        .clone()
+        .next()
+        .is_none_or(|doc| bitmap.max().is_none_or(|max| max < doc))
+    {
+        for doc in docs {
+            add_doc(bitmap, doc);
+        }
+    } else {
+        let mut added = RoaringBitmap::new();
+        for doc in docs {
+            add_doc(&mut added, doc);
+        }
+        *bitmap |= added;
+    }
+}
+
 /// Adds or removes `doc` in `bitmap`.
 fn set(bitmap: &mut RoaringBitmap, doc: u32, add: bool) {
     if add {
@@ -702,9 +723,7 @@ impl Index {
         closure.sort_unstable();
         for run in closure.chunk_by(|a, b| a.0 == b.0) {
             let bitmap = self.present_closure.entry(run[0].0).or_default();
-            for &(_, doc) in run {
-                add_doc(bitmap, doc);
-            }
+            add_docs(bitmap, run.iter().map(|&(_, doc)| doc));
         }
         closure.clear();
     }
@@ -1215,16 +1234,21 @@ impl Index {
         }
         for code in &self.codes {
             map_out(w, &code.postings, |w, k| wire::str_out(w, k))?;
-            wire::len_out(w, code.labels.len())?;
-            for (label, ids) in &code.labels {
+            // Hash maps, written in key order so that equal indexes give equal snapshots.
+            let mut labels: Vec<_> = code.labels.iter().collect();
+            labels.sort_unstable_by_key(|(label, _)| *label);
+            wire::len_out(w, labels.len())?;
+            for (label, ids) in labels {
                 wire::str_out(w, label)?;
                 wire::len_out(w, ids.len())?;
                 for id in ids {
                     wire::str_out(w, id)?;
                 }
             }
-            wire::len_out(w, code.names.len())?;
-            for (id, label) in &code.names {
+            let mut names: Vec<_> = code.names.iter().collect();
+            names.sort_unstable_by_key(|(id, _)| *id);
+            wire::len_out(w, names.len())?;
+            for (id, label) in names {
                 wire::str_out(w, id)?;
                 wire::str_out(w, label)?;
             }
@@ -1321,11 +1345,11 @@ impl Index {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Deterministic draws below a bound (a linear congruential generator from `seed`).
-    fn draws(seed: u64) -> impl FnMut(u64) -> u64 {
+    pub(crate) fn draws(seed: u64) -> impl FnMut(u64) -> u64 {
         let mut state = seed;
         move |bound| {
             state = state

@@ -439,6 +439,33 @@ fn entry(case: &CaseRecord) -> Entry<'_> {
     }
 }
 
+/// Cases read at a time while the index is rebuilt. At 200,000 cases the rebuild took
+/// about 6 s with chunks of 4,096, 4 s with 16,384 and 3.8–4.6 s with 65,536, whose decoded
+/// cases raised the peak memory by about 110 MiB (16,384: about 27 MiB).
+const REBUILD_CHUNK: usize = 16_384;
+
+/// Builds the search indexes from the stored cases, `chunk_size` cases at a time. The cases
+/// come in case-id order, their document numbers in no order; each chunk is applied in
+/// document order, so that a phenotype's ancestor postings (most of them) are merged into
+/// its bitmaps once per chunk rather than inserted one by one.
+fn rebuild_index(current: &Tree, hpo: Arc<Ontology>, chunk_size: usize) -> Result<Index> {
+    let mut index = Index::new(hpo, Expansion::AncestorClosure);
+    let mut chunk = Vec::with_capacity(chunk_size);
+    let mut items = current.iter();
+    loop {
+        chunk.clear();
+        for item in items.by_ref().take(chunk_size) {
+            let (_, bytes) = item?;
+            chunk.push(decode(&bytes, false)?);
+        }
+        if chunk.is_empty() {
+            return Ok(index);
+        }
+        chunk.sort_unstable_by_key(|case| case.doc);
+        index.apply(chunk.iter().map(|case| (None, entry(case))));
+    }
+}
+
 /// The registry's durable state and its search indexes.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -777,14 +804,10 @@ impl Store {
         let index_from_snapshot = loaded.is_some();
         let (index, how) = match loaded {
             Some(index) => (index, "loaded from the snapshot"),
-            None => {
-                let mut index = Index::new(hpo, Expansion::AncestorClosure);
-                for item in current.iter() {
-                    let (_, bytes) = item?;
-                    index.insert(entry(&decode(&bytes, false)?));
-                }
-                (index, "rebuilt from the stored cases")
-            }
+            None => (
+                rebuild_index(&current, hpo, REBUILD_CHUNK)?,
+                "rebuilt from the stored cases",
+            ),
         };
         tracing::info!(
             cases = index.next_doc(),
@@ -1877,6 +1900,64 @@ mod tests {
             store.list(10, "not-a-token", false),
             Err(CoreError::Invalid(v)) if v[0].field == "page_token"
         ));
+    }
+
+    #[test]
+    fn the_index_rebuilt_in_chunks_equals_one_built_case_by_case_in_document_order() {
+        const TERMS: &[u32] = &[118, 152, 951, 11_121, 25_520, 1250, 7359, 2069, 4322];
+        let store = Store::temporary(hpo()).unwrap();
+        let mut next = crate::index::tests::draws(5);
+        let drafts: Vec<CaseDraft> = (0..300)
+            .map(|i| {
+                let mut case = draft(&format!("case-{i}"), format!("record {i}").as_bytes());
+                let mut present: Vec<TermId> = (0..=next(4))
+                    .map(|_| TermId(TERMS[next(TERMS.len() as u64) as usize]))
+                    .collect();
+                present.sort_unstable();
+                present.dedup();
+                case.facts.present = present;
+                case.facts.excluded = vec![TermId(TERMS[next(TERMS.len() as u64) as usize])];
+                let disease = 100_000 + next(7);
+                case.facts.diseases = vec![Coded {
+                    id: format!("OMIM:{disease}"),
+                    label: format!("disease {disease}"),
+                }];
+                case.facts.sex = next(3) as i32;
+                case
+            })
+            .collect();
+        // Document numbers follow the import; the tree gives the cases in case-id order.
+        store
+            .import_batch(&actor(), &drafts, ChangedPolicy::Reject, UnixMicros(1))
+            .unwrap();
+        let retracted = CaseId::derive(&center(), &ExternalId::parse("case-17").unwrap());
+        store
+            .retract(
+                &actor(),
+                &retracted,
+                Some(1),
+                "entered twice",
+                UnixMicros(2),
+            )
+            .unwrap();
+
+        let mut cases: Vec<CaseRecord> = store.scan(true).map(Result::unwrap).collect();
+        cases.sort_unstable_by_key(|case| case.doc);
+        let mut one_by_one = Index::new(hpo(), Expansion::AncestorClosure);
+        for case in &cases {
+            one_by_one.insert(entry(case));
+        }
+        let snapshot = |index: &Index| {
+            let mut bytes = Vec::new();
+            index.write_snapshot(&mut bytes, 1).unwrap();
+            bytes
+        };
+        let expected = snapshot(&one_by_one);
+        for chunk in [1, 7, 64, 1000] {
+            let rebuilt = rebuild_index(&store.current, hpo(), chunk).unwrap();
+            assert!(snapshot(&rebuilt) == expected, "chunks of {chunk}");
+        }
+        assert_eq!(one_by_one.active_count(), 299);
     }
 
     #[test]
