@@ -643,3 +643,112 @@ async fn a_loop_in_the_peer_graph_ends_with_a_clear_outcome() {
     x.stop().await;
     y.stop().await;
 }
+
+/// Every count of every center outcome, as text.
+fn outcome_counts(
+    centers: &[pb::CenterOutcome],
+) -> Vec<(String, Option<pb::Count>, Option<pb::Count>)> {
+    centers
+        .iter()
+        .map(|c| (c.peer.clone(), c.cases, c.count))
+        .collect()
+}
+
+#[tokio::test]
+async fn network_outcomes_show_no_count_to_a_boolean_reader_and_no_small_one_to_a_count_reader() {
+    // The center grants the coordinator record access, so its parts arrive exact; what the
+    // coordinator's own callers see of them is set by their levels, not the peer's.
+    let principals = TestPrincipals::new(&[
+        ("coordinator", "coord", Role::Peer, Some(Level::Record)),
+        ("curator", "hospital", Role::Curator, None),
+        ("boolean", "uni", Role::Reader, Some(Level::Boolean)),
+        ("counter", "uni", Role::Reader, Some(Level::Count)),
+    ]);
+    let flags = principals.flags();
+    let flags = as_strs(&flags);
+    let center = TestServer::start_with(&[flags.clone(), vec!["--center", "a"]].concat()).await;
+    let records = (0..3)
+        .map(|n| {
+            let mut record = seed_case();
+            record.id = format!("p{n}");
+            record
+        })
+        .collect();
+    import(
+        &mut center.client_as(principals.token("curator")).await,
+        records,
+    )
+    .await;
+    let peer_flags = peer_flags(&[("a", center.url())], principals.token("coordinator"));
+    let coordinator_flags = [
+        flags.clone(),
+        vec!["--center", "coord"],
+        as_strs(&peer_flags),
+    ]
+    .concat();
+    let coordinator = TestServer::start_with(&coordinator_flags).await;
+    let female = parse_query("sex:female").unwrap();
+
+    // A boolean-level reader, on a center alone and through the coordinator: fates and
+    // whether anything matched, never a count.
+    for server in [&center, &coordinator] {
+        let mut boolean = server.client_as(principals.token("boolean")).await;
+        let count = boolean
+            .network_count(
+                pb::NetworkCountRequest {
+                    filter: Some(female.clone()),
+                    route: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(count.exists && count.count.is_none(), "{count:?}");
+        let search = boolean
+            .network_search(
+                pb::NetworkSearchRequest {
+                    filter: Some(female.clone()),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(search.exists && search.total.is_none() && search.hits.is_empty());
+        for centers in [&count.centers, &search.centers] {
+            assert!(!centers.is_empty());
+            for (peer, cases, part) in outcome_counts(centers) {
+                assert_eq!((cases, part), (None, None), "center {peer:?}");
+            }
+        }
+        let text = server
+            .cli_as(
+                principals.token("boolean"),
+                &["count", "--network", "sex:female"],
+            )
+            .await
+            .unwrap();
+        assert!(text.starts_with("yes") && !text.contains(" 3 "), "{text}");
+    }
+
+    // A count-level reader through the coordinator: the peer's exact 3 is withheld.
+    let mut counter = coordinator.client_as(principals.token("counter")).await;
+    let count = counter
+        .network_count(pb::NetworkCountRequest::default(), None)
+        .await
+        .unwrap();
+    let search = counter
+        .network_search(pb::NetworkSearchRequest::default(), None)
+        .await
+        .unwrap();
+    for centers in [&count.centers, &search.centers] {
+        let peer = centers.iter().find(|c| c.peer == "a").unwrap();
+        let withheld = Some(pb::Count {
+            value: 5,
+            precision: pb::Precision::FewerThan.into(),
+        });
+        assert_eq!((peer.cases, peer.count), (withheld, withheld), "{peer:?}");
+    }
+    coordinator.stop().await;
+    center.stop().await;
+}

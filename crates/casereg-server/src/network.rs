@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::Caller;
 use crate::config::Config;
+use crate::principals::Level;
 use crate::service::Registry;
 use crate::status::to_status;
 use crate::{ServerError, aggregate, filter};
@@ -646,6 +647,26 @@ fn answered(outcomes: &[pb::CenterOutcome]) -> bool {
     })
 }
 
+/// Every center's outcome as `caller` may see it. A boolean-level caller learns each
+/// center's fate but no count. Below record level, every count is protected again at `k`:
+/// a peer reports its parts at the level it grants this registry, which may be exact.
+fn shown_to(caller: &Caller, k: u64, centers: Vec<pb::CenterOutcome>) -> Vec<pb::CenterOutcome> {
+    let level = caller.level();
+    let shown = |count: Option<pb::Count>| match level {
+        Level::Boolean => None,
+        Level::Count => count.map(|c| to_count(&bounds(Some(&c), 0), k)),
+        Level::Record => count,
+    };
+    centers
+        .into_iter()
+        .map(|outcome| pb::CenterOutcome {
+            cases: shown(outcome.cases),
+            count: shown(outcome.count),
+            ..outcome
+        })
+        .collect()
+}
+
 #[tonic::async_trait]
 impl Network for NetworkService {
     async fn network_count(
@@ -683,12 +704,12 @@ impl Network for NetworkService {
         let partial = !answered(&centers);
         Ok(Response::new(pb::NetworkCountResponse {
             count: match caller.level() {
-                crate::principals::Level::Boolean => None,
+                Level::Boolean => None,
                 _ => Some(to_count(&total, k)),
             },
             exists,
             partial,
-            centers,
+            centers: shown_to(&caller, k, centers),
         }))
     }
 
@@ -740,7 +761,7 @@ impl Network for NetworkService {
         Ok(Response::new(pb::NetworkAggregateResponse {
             merged: Some(wire_of(merged, k)),
             partial,
-            centers,
+            centers: shown_to(&caller, k, centers),
         }))
     }
 
@@ -792,7 +813,7 @@ impl Network for NetworkService {
         Ok(Response::new(pb::NetworkCoOccurrenceResponse {
             merged: Some(co_wire_of(&enriched, k)),
             partial,
-            centers,
+            centers: shown_to(&caller, k, centers),
         }))
     }
 
@@ -818,7 +839,7 @@ impl Network for NetworkService {
             n => n,
         };
         let k = caller.min_cell_count(self.registry.min_cell_count);
-        let records = caller.level() == crate::principals::Level::Record;
+        let records = caller.level() == Level::Record;
         // The local part: the count, and summaries only for a record-level caller.
         let local = {
             let filter = filter.clone();
@@ -861,12 +882,12 @@ impl Network for NetworkService {
         let partial = !answered(&centers);
         Ok(Response::new(pb::NetworkSearchResponse {
             total: match caller.level() {
-                crate::principals::Level::Boolean => None,
+                Level::Boolean => None,
                 _ => Some(to_count(&total, k)),
             },
             exists,
             partial,
-            centers,
+            centers: shown_to(&caller, k, centers),
             hits,
         }))
     }
