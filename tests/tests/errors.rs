@@ -260,3 +260,54 @@ async fn a_missing_record_is_invalid() {
     assert_field(&found, "phenopacket", "required");
     assert_eq!(client.registry_info().await.unwrap().active_cases, 0);
 }
+
+#[tokio::test]
+async fn enum_numbers_the_contract_lacks_are_refused_in_binary_as_in_json() {
+    let (server, mut client, id) = server_with_seed().await;
+    let before = snapshot(&mut client).await;
+    let mut record = seed_case();
+    record.id = "unknown-sex".to_owned();
+    record.subject.as_mut().unwrap().sex = 99;
+    let found = violations(client.create_case(record.clone()).await.unwrap_err());
+    assert_field(
+        &found,
+        "phenopacket.subject.sex",
+        "is 99, which is not a Sex value",
+    );
+    let mut update = seed_case();
+    update.subject.as_mut().unwrap().sex = 99;
+    let found = violations(client.update_case(&id, 2, update).await.unwrap_err());
+    assert_field(&found, "phenopacket.subject.sex", "not a Sex value");
+
+    let request = pb::ImportCasesRequest {
+        options: None,
+        records: vec![pb::ImportRecord {
+            source: "pipeline:7".to_owned(),
+            phenopacket: Some(record.clone()),
+        }],
+    };
+    let report = client
+        .import_cases(tokio_stream::iter([request]))
+        .await
+        .unwrap();
+    assert_eq!((report.created, report.rejected), (0, 1), "{report:?}");
+    let outcome = &report.outcomes[0];
+    assert_eq!(outcome.source, "pipeline:7");
+    assert!(
+        outcome
+            .errors
+            .iter()
+            .any(|e| e.field.ends_with("subject.sex") && e.description.contains("not a Sex value")),
+        "{outcome:?}"
+    );
+    assert_eq!(snapshot(&mut client).await, before);
+
+    // The JSON path refuses the same record, and the backup path writes every case.
+    let json = serde_json::to_string(&seed_case())
+        .unwrap()
+        .replace("\"sex\":\"FEMALE\"", "\"sex\":99");
+    assert!(json.contains("\"sex\":99"));
+    assert!(casereg_client::json::parse_phenopacket(&json, "case.json").is_err());
+    let exported = server.cli(&["export"]).await.unwrap();
+    assert_eq!(exported.lines().count(), 1, "{exported}");
+}

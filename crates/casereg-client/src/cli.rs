@@ -422,7 +422,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let phenopacket = read_phenopacket(&file)?;
             let response = client.create_case(phenopacket).await?;
             match format {
-                Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                Format::Json => writeln!(out, "{}", to_pretty_json(&response)?)?,
                 Format::Human | Format::Csv => {
                     let case = response.case.unwrap_or_default();
                     let verb = if response.created {
@@ -452,11 +452,11 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 writeln!(
                     out,
                     "{}",
-                    to_pretty_json(&case.phenopacket.unwrap_or_default())
+                    to_pretty_json(&case.phenopacket.unwrap_or_default())?
                 )?;
             } else {
                 match format {
-                    Format::Json => writeln!(out, "{}", to_pretty_json(&case))?,
+                    Format::Json => writeln!(out, "{}", to_pretty_json(&case)?)?,
                     Format::Human | Format::Csv => write_case(out, &case)?,
                 }
             }
@@ -485,7 +485,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                         cases,
                         next_page_token: token,
                     };
-                    writeln!(out, "{}", to_pretty_json(&listing))?;
+                    writeln!(out, "{}", to_pretty_json(&listing)?)?;
                 }
                 Format::Human | Format::Csv => write_listing(out, &cases, &token)?,
             }
@@ -511,7 +511,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                         entries,
                         next_after: after,
                     };
-                    writeln!(out, "{}", to_pretty_json(&listing))?;
+                    writeln!(out, "{}", to_pretty_json(&listing)?)?;
                 }
                 Format::Human | Format::Csv => write_audit(out, &entries, after)?,
             }
@@ -524,7 +524,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let phenopacket = read_phenopacket(&file)?;
             let response = client.update_case(&case_id, version, phenopacket).await?;
             match format {
-                Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                Format::Json => writeln!(out, "{}", to_pretty_json(&response)?)?,
                 Format::Human | Format::Csv => {
                     let case = response.case.unwrap_or_default();
                     if response.changed {
@@ -551,7 +551,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         } => {
             let case = client.delete_case(&case_id, version, &reason).await?;
             match format {
-                Format::Json => writeln!(out, "{}", to_pretty_json(&case))?,
+                Format::Json => writeln!(out, "{}", to_pretty_json(&case)?)?,
                 Format::Human | Format::Csv => writeln!(
                     out,
                     "retracted: case {} (version {}); kept for audit, read it with --include-retracted",
@@ -629,7 +629,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             };
             let response = client.network_search(request, None).await?;
             match format {
-                Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                Format::Json => writeln!(out, "{}", to_pretty_json(&response)?)?,
                 Format::Human | Format::Csv => {
                     if !response.hits.is_empty() {
                         write_hits(out, &response.hits, None, &query, "")?;
@@ -676,7 +676,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                         next_page_token: token,
                         total,
                     };
-                    writeln!(out, "{}", to_pretty_json(&response))?;
+                    writeln!(out, "{}", to_pretty_json(&response)?)?;
                 }
                 Format::Human | Format::Csv => write_hits(out, &hits, Some(total), &query, &token)?,
             }
@@ -732,7 +732,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             }
             match (format, csv) {
                 (_, true) => crate::stats::write_csv(out, &response)?,
-                (Format::Json, false) => writeln!(out, "{}", to_pretty_json(&response))?,
+                (Format::Json, false) => writeln!(out, "{}", to_pretty_json(&response)?)?,
                 (Format::Human | Format::Csv, false) => {
                     crate::stats::write_table(out, &response, &by)?
                 }
@@ -787,7 +787,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             }
             for (dimension, response) in &responses {
                 match format {
-                    Format::Json => writeln!(out, "{}", to_pretty_json(response))?,
+                    Format::Json => writeln!(out, "{}", to_pretty_json(response)?)?,
                     Format::Human | Format::Csv => {
                         crate::stats::write_cooccurrence(out, *dimension, response)?
                     }
@@ -808,7 +808,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             };
             let response = client.network_count(request, None).await?;
             match format {
-                Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                Format::Json => writeln!(out, "{}", to_pretty_json(&response)?)?,
                 Format::Human | Format::Csv => {
                     match &response.count {
                         Some(count) => writeln!(out, "{}", crate::stats::count_text(Some(count)))?,
@@ -828,7 +828,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 .transpose()?;
             let response = client.count_cases(filter).await?;
             match format {
-                Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                Format::Json => writeln!(out, "{}", to_pretty_json(&response)?)?,
                 // At boolean level there is no count, only whether a case matches.
                 Format::Human | Format::Csv => match &response.count {
                     Some(count) => writeln!(out, "{}", crate::stats::count_text(Some(count)))?,
@@ -847,19 +847,19 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             if ancestors || descendants {
                 let response = client.term_relatives(query.trim(), ancestors).await?;
                 match format {
-                    Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                    Format::Json => writeln!(out, "{}", to_pretty_json(&response)?)?,
                     Format::Human | Format::Csv => write_relatives(out, &response, ancestors)?,
                 }
             } else if looks_like_id {
                 let response = client.get_term(query.trim()).await?;
                 match format {
-                    Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                    Format::Json => writeln!(out, "{}", to_pretty_json(&response)?)?,
                     Format::Human | Format::Csv => write_term(out, &response)?,
                 }
             } else {
                 let response = client.search_terms(&query, limit, include_obsolete).await?;
                 match format {
-                    Format::Json => writeln!(out, "{}", to_pretty_json(&response))?,
+                    Format::Json => writeln!(out, "{}", to_pretty_json(&response)?)?,
                     Format::Human | Format::Csv => write_term_matches(out, &response)?,
                 }
             }
@@ -867,7 +867,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Info => {
             let info = client.registry_info().await?;
             match format {
-                Format::Json => writeln!(out, "{}", to_pretty_json(&info))?,
+                Format::Json => writeln!(out, "{}", to_pretty_json(&info)?)?,
                 Format::Human | Format::Csv => write_info(out, &info)?,
             }
         }

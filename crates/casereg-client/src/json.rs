@@ -30,7 +30,9 @@ pub fn read_phenopacket(path: &Path) -> Result<pb::Phenopacket, ClientError> {
     parse_phenopacket(&text, &origin)
 }
 
-/// Pretty proto3 JSON of any generated message.
-pub fn to_pretty_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+/// Pretty proto3 JSON of any generated message; an error when the message holds something
+/// the JSON mapping cannot express (an enum number the contract does not define).
+pub fn to_pretty_json<T: serde::Serialize>(value: &T) -> std::io::Result<String> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| std::io::Error::other(format!("cannot be written as JSON: {e}")))
 }

@@ -12,6 +12,11 @@
 //! not know, no map. Such bytes are stored as they came, without a decode and re-encode:
 //! two equal records then always have equal bytes, which is what the store compares. Bytes
 //! that are anything else are decoded and re-encoded first ([`Form::Other`]).
+//!
+//! It also refuses what the proto3 JSON mapping cannot express, so that a record sent as
+//! binary protobuf is held to the same rules as one sent as JSON: an enum field's number
+//! must be one the contract defines (prost keeps unknown numbers, and a record holding one
+//! could not be exported as Phenopacket JSON).
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -19,7 +24,7 @@ use std::sync::LazyLock;
 use casereg_core::FieldViolation;
 use casereg_core::case::{OntologyRef, push_violation};
 use casereg_core::limits::{MAX_ID_BYTES, MAX_TEXT_BYTES};
-use prost_reflect::{Cardinality, DescriptorPool, FieldDescriptor, Kind};
+use prost_reflect::{Cardinality, DescriptorPool, EnumDescriptor, FieldDescriptor, Kind};
 
 /// Full protobuf name of the ontology class message.
 const ONTOLOGY_CLASS: &str = "casereg.v1.OntologyClass";
@@ -156,10 +161,12 @@ struct FieldInfo {
     implicit: bool,
     /// A map, whose entries this walk does not check for order: never canonical.
     map: bool,
+    /// For enum fields: the enum, by index into `Schema::enums`.
+    enumeration: Option<usize>,
 }
 
 impl FieldInfo {
-    fn new(field: &FieldDescriptor, kind: FieldKind) -> Self {
+    fn new(field: &FieldDescriptor, kind: FieldKind, enumeration: Option<usize>) -> Self {
         let order = field
             .containing_oneof()
             .filter(|oneof| !oneof.is_synthetic())
@@ -181,7 +188,47 @@ impl FieldInfo {
             wire,
             implicit: !repeated && !field.supports_presence(),
             map: field.is_map(),
+            enumeration,
         }
+    }
+}
+
+/// An enum of the contract: its short name and the numbers it defines, with their names.
+#[derive(Debug)]
+struct EnumInfo {
+    name: String,
+    values: Vec<(i32, String)>,
+}
+
+impl EnumInfo {
+    fn new(descriptor: &EnumDescriptor) -> Self {
+        Self {
+            name: descriptor.name().to_owned(),
+            values: descriptor
+                .values()
+                .map(|v| (v.number(), v.name().to_owned()))
+                .collect(),
+        }
+    }
+
+    /// Whether `value`, an enum varint as read (an `int32`, sign-extended), is defined.
+    fn defines(&self, value: u64) -> bool {
+        i32::try_from(value as i64).is_ok_and(|n| self.values.iter().any(|(v, _)| *v == n))
+    }
+
+    /// What is wrong with the undefined `value`.
+    fn refusal(&self, value: u64) -> String {
+        let known: Vec<String> = self
+            .values
+            .iter()
+            .map(|(number, name)| format!("{name} ({number})"))
+            .collect();
+        format!(
+            "is {}, which is not a {} value; the values are {}",
+            value as i64,
+            self.name,
+            known.join(", ")
+        )
     }
 }
 
@@ -195,6 +242,7 @@ struct MessageInfo {
 #[derive(Debug)]
 struct Schema {
     messages: Vec<MessageInfo>,
+    enums: Vec<EnumInfo>,
     phenopacket: usize,
 }
 
@@ -215,6 +263,12 @@ fn build_schema() -> Result<Schema, String> {
         .enumerate()
         .map(|(i, m)| (m.full_name().to_owned(), i))
         .collect();
+    let enum_index: HashMap<String, usize> = pool
+        .all_enums()
+        .enumerate()
+        .map(|(i, e)| (e.full_name().to_owned(), i))
+        .collect();
+    let enums = pool.all_enums().map(|e| EnumInfo::new(&e)).collect();
     let mut messages = Vec::with_capacity(index.len());
     for message in pool.all_messages() {
         let mut info = MessageInfo {
@@ -249,7 +303,15 @@ fn build_schema() -> Result<Schema, String> {
             if info.fields.len() <= slot {
                 info.fields.resize_with(slot + 1, || None);
             }
-            info.fields[slot] = Some(FieldInfo::new(&field, kind));
+            let enumeration = match field.kind() {
+                Kind::Enum(e) => Some(
+                    *enum_index
+                        .get(e.full_name())
+                        .ok_or_else(|| format!("unknown enum {}", e.full_name()))?,
+                ),
+                _ => None,
+            };
+            info.fields[slot] = Some(FieldInfo::new(&field, kind, enumeration));
         }
         messages.push(info);
     }
@@ -258,6 +320,7 @@ fn build_schema() -> Result<Schema, String> {
         .ok_or("casereg.v1.Phenopacket missing from the descriptor set")?;
     Ok(Schema {
         messages,
+        enums,
         phenopacket,
     })
 }
@@ -365,25 +428,25 @@ impl<'r> Walker<'_, 'r> {
             }
             match (field.kind, value) {
                 (FieldKind::Packed(scalar), Value::Delimited(value)) => {
+                    if let Some(enumeration) = field.enumeration {
+                        self.packed_enums(enumeration, value, field, number, &mut seen, path);
+                    }
                     self.packed(scalar, value);
+                }
+                (FieldKind::Scalar(_), Value::Varint(value)) => {
+                    if let Some(enumeration) = field.enumeration
+                        && !self.schema.enums[enumeration].defines(value)
+                    {
+                        let mark = path.len();
+                        push_field(path, field, number, &mut seen);
+                        let refusal = self.schema.enums[enumeration].refusal(value);
+                        push_violation(self.violations, FieldViolation::new(path.clone(), refusal));
+                        path.truncate(mark);
+                    }
                 }
                 (FieldKind::Text | FieldKind::Message(_), Value::Delimited(value)) => {
                     let mark = path.len();
-                    path.push('.');
-                    path.push_str(&field.json_name);
-                    if field.repeated {
-                        let count = match seen.iter_mut().find(|(n, _)| *n == number) {
-                            Some((_, count)) => {
-                                *count += 1;
-                                *count
-                            }
-                            None => {
-                                seen.push((number, 0));
-                                0
-                            }
-                        };
-                        push_index(path, count);
-                    }
+                    push_field(path, field, number, &mut seen);
                     if let FieldKind::Message(inner) = field.kind {
                         self.message(value, inner, field.key_position, path, depth + 1)?;
                     } else if let Some(text) = self.text(field, value, path)
@@ -445,6 +508,30 @@ impl<'r> Walker<'_, 'r> {
             self.canonical = false;
         }
         text
+    }
+
+    /// Refuses each number of a packed repeated enum field that the enum does not define.
+    fn packed_enums(
+        &mut self,
+        enumeration: usize,
+        mut value: &[u8],
+        field: &FieldInfo,
+        number: u32,
+        seen: &mut Vec<(u32, usize)>,
+        path: &mut String,
+    ) {
+        while let Some(v) = varint(&mut value) {
+            let mark = path.len();
+            push_field(path, field, number, seen);
+            let info = &self.schema.enums[enumeration];
+            if !info.defines(v) {
+                push_violation(
+                    self.violations,
+                    FieldViolation::new(path.clone(), info.refusal(v)),
+                );
+            }
+            path.truncate(mark);
+        }
     }
 
     /// Packed repeated numbers: prost writes none as no field at all.
@@ -512,6 +599,26 @@ fn fixed(bytes: &mut &[u8], width: usize) -> Option<u64> {
 /// Bytes in the shortest varint for `value`.
 fn varint_len(value: u64) -> usize {
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Appends `.jsonName` of `field` (number `number`) to `path`, and for a repeated field the
+/// index of this occurrence, counted in `seen`.
+fn push_field(path: &mut String, field: &FieldInfo, number: u32, seen: &mut Vec<(u32, usize)>) {
+    path.push('.');
+    path.push_str(&field.json_name);
+    if field.repeated {
+        let count = match seen.iter_mut().find(|(n, _)| *n == number) {
+            Some((_, count)) => {
+                *count += 1;
+                *count
+            }
+            None => {
+                seen.push((number, 0));
+                0
+            }
+        };
+        push_index(path, count);
+    }
 }
 
 /// Appends `[i]` to a path without the formatting machinery (this runs for every element
@@ -621,6 +728,54 @@ mod tests {
             violations[0].field,
             "phenopacket.phenotypicFeatures[1].modifiers[1].id"
         );
+    }
+
+    #[test]
+    fn enum_numbers_the_contract_does_not_define_are_refused_with_their_path() {
+        let record = pb::Phenopacket {
+            id: "p".to_owned(),
+            subject: Some(pb::Individual {
+                id: "s".to_owned(),
+                sex: 99,
+                karyotypic_sex: -1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut violations = Vec::new();
+        let bytes = record.encode_to_vec();
+        walk_phenopacket(&bytes, "p", &mut Vec::new(), &mut violations).unwrap();
+        let found: Vec<(&str, &str)> = violations
+            .iter()
+            .map(|v| (v.field.as_str(), v.description.as_str()))
+            .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].0, "p.subject.sex");
+        assert!(
+            found[0].1.starts_with(
+                "is 99, which is not a Sex value; the values are UNKNOWN_SEX (0), FEMALE (1)"
+            ),
+            "{found:?}"
+        );
+        assert_eq!(found[1].0, "p.subject.karyotypicSex");
+        assert!(
+            found[1]
+                .1
+                .starts_with("is -1, which is not a KaryotypicSex value")
+        );
+
+        let mut defined = record;
+        defined.subject.as_mut().unwrap().sex = pb::Sex::Female.into();
+        defined.subject.as_mut().unwrap().karyotypic_sex = pb::KaryotypicSex::Xx.into();
+        let mut violations = Vec::new();
+        walk_phenopacket(
+            &defined.encode_to_vec(),
+            "p",
+            &mut Vec::new(),
+            &mut violations,
+        )
+        .unwrap();
+        assert!(violations.is_empty(), "{violations:?}");
     }
 
     #[test]
