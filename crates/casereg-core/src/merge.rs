@@ -105,6 +105,15 @@ impl Bounds {
         }
     }
 
+    /// What is known of a sum one of whose parts is missing: at least this, with no upper
+    /// bound (a center that did not answer may hold any number of cases).
+    pub const fn or_more(self) -> Self {
+        Self {
+            low: self.low,
+            high: None,
+        }
+    }
+
     /// The count, when it is known exactly.
     pub fn exact_value(&self) -> Option<u64> {
         (self.high == Some(self.low)).then_some(self.low)

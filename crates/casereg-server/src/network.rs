@@ -341,11 +341,13 @@ fn co_part_of(response: pb::CoOccurrenceResponse) -> merge::CoPart {
 
 /// A merged co-occurrence as a caller at threshold `k` may see it: below record level, only
 /// values certainly in k or more cases of the subset, and none when the subset may be
-/// smaller than k.
-fn co_wire_of(enriched: &merge::Enriched, k: u64) -> pb::CoOccurrenceResponse {
+/// smaller than k. When a center is missing (`partial`), every count is a lower bound;
+/// frequencies and p-values describe the centers that answered.
+fn co_wire_of(enriched: &merge::Enriched, k: u64, partial: bool) -> pb::CoOccurrenceResponse {
     let shown = |value: &merge::EnrichedValue| {
         k == 0 || (value.subset.low >= k && enriched.subset.low >= k)
     };
+    let to_count = |bounds: &Bounds, k| to_count(&missing_parts(*bounds, partial), k);
     pb::CoOccurrenceResponse {
         values: enriched
             .values
@@ -629,6 +631,12 @@ impl NetworkService {
     }
 }
 
+/// A merged count of an answer that is `partial`: a lower bound, since a center that did
+/// not answer may hold any number of matching cases.
+fn missing_parts(merged: Bounds, partial: bool) -> Bounds {
+    if partial { merged.or_more() } else { merged }
+}
+
 /// A count a peer reported: its bounds, or for a boolean-level answer (no count) unknown, at
 /// least 1 if it has a match.
 fn reported_count(count: Option<&pb::Count>, exists: bool) -> Bounds {
@@ -702,6 +710,7 @@ impl Network for NetworkService {
                 .sum::<Bounds>();
         let exists = local > 0 || arrived.iter().any(|a| a.exists);
         let partial = !answered(&centers);
+        let total = missing_parts(total, partial);
         Ok(Response::new(pb::NetworkCountResponse {
             count: match caller.level() {
                 Level::Boolean => None,
@@ -756,8 +765,16 @@ impl Network for NetworkService {
         let parts: Vec<merge::Part> = std::iter::once(part_of(local))
             .chain(arrived.into_iter().map(|(part, _)| part))
             .collect();
-        let merged = merge::merge_and_cut(parts, cut.top, cut.min_count);
+        let mut merged = merge::merge_and_cut(parts, cut.top, cut.min_count);
         let partial = !answered(&centers);
+        if partial {
+            for cell in &mut merged.cells {
+                cell.count = cell.count.or_more();
+            }
+            for count in [&mut merged.total, &mut merged.other, &mut merged.none] {
+                *count = count.or_more();
+            }
+        }
         Ok(Response::new(pb::NetworkAggregateResponse {
             merged: Some(wire_of(merged, k)),
             partial,
@@ -811,7 +828,7 @@ impl Network for NetworkService {
         let enriched = merge::enrich(&merged, cut.top, cut.min_count);
         let partial = !answered(&centers);
         Ok(Response::new(pb::NetworkCoOccurrenceResponse {
-            merged: Some(co_wire_of(&enriched, k)),
+            merged: Some(co_wire_of(&enriched, k, partial)),
             partial,
             centers: shown_to(&caller, k, centers),
         }))
@@ -880,6 +897,7 @@ impl Network for NetworkService {
             hits.extend(arrived.into_iter().flat_map(|a| a.hits));
         }
         let partial = !answered(&centers);
+        let total = missing_parts(total, partial);
         Ok(Response::new(pb::NetworkSearchResponse {
             total: match caller.level() {
                 Level::Boolean => None,
