@@ -377,7 +377,7 @@ pub fn reference_onset(p: &pb::Phenopacket) -> Option<casereg_core::case::AgeSpa
                 .filter(|d| !d.excluded)
                 .filter_map(|d| d.onset.as_ref()),
         )
-        .filter_map(|t| casereg_server::facts::span(t, birth))
+        .filter_map(|t| casereg_server::wire::facts::span(t, birth))
         .collect();
     let from = spans.iter().map(|s| s.from).min()?;
     let to = spans.iter().map(|s| s.to).min()?;
@@ -387,7 +387,7 @@ pub fn reference_onset(p: &pb::Phenopacket) -> Option<casereg_core::case::AgeSpa
 /// For references: a case's age at last encounter, read from the record alone.
 pub fn reference_last_encounter(p: &pb::Phenopacket) -> Option<casereg_core::case::AgeSpan> {
     let time = p.subject.as_ref()?.time_at_last_encounter.as_ref()?;
-    casereg_server::facts::span(time, reference_birth(p))
+    casereg_server::wire::facts::span(time, reference_birth(p))
 }
 
 fn reference_birth(p: &pb::Phenopacket) -> Option<i64> {

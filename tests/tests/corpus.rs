@@ -18,7 +18,7 @@ fn every_shared_corpus_record_passes_the_record_checks() {
     assert_eq!(records.len(), 8_464);
     let (mut unknown, mut malformed) = (0, 0);
     for (line, _, record) in &records {
-        match casereg_server::convert::phenopacket_to_draft(
+        match casereg_server::wire::convert::phenopacket_to_draft(
             Some(record),
             "phenopacket",
             &hpo,

@@ -7,7 +7,7 @@
 //! server loads at start-up) and loaded from there on later runs.
 //!
 //! Each call runs through the server's own request handling
-//! ([`casereg_server::aggregate::aggregate`] and [`casereg_server::aggregate::cooccurrence`],
+//! ([`casereg_server::wire::aggregate::aggregate`] and [`casereg_server::wire::aggregate::cooccurrence`],
 //! with the server's default small-count protection k = 5), which is what a gRPC call runs
 //! minus HTTP/2 and encoding (about 0.2 ms, the health-check floor of the search report).
 //! Calls are timed in interleaved rounds, like the gRPC phase. Two digests let a change be
@@ -180,7 +180,7 @@ pub fn run(args: &AggregatesArgs) -> Result<String> {
     ));
     md.line(format!(
         "- Latency: {} timed rounds after {} warm-up rounds, each round every call once, \
-         through `casereg_server::aggregate` with k = {MIN_CELL_COUNT}; µs",
+         through `casereg_server::wire::aggregate` with k = {MIN_CELL_COUNT}; µs",
         args.runs, args.warmup
     ));
     md.blank();
@@ -289,11 +289,11 @@ fn load(path: &Path, hpo: &Arc<Ontology>, cases: u32) -> Result<Index> {
 fn call(index: &Index, call: &AggregateCall) -> Result<(usize, Vec<u8>)> {
     match call {
         AggregateCall::Aggregate(request) => {
-            casereg_server::aggregate::aggregate(request, index, MIN_CELL_COUNT)
+            casereg_server::wire::aggregate::aggregate(request, index, MIN_CELL_COUNT)
                 .map(|r| (r.cells.len(), r.encode_to_vec()))
         }
         AggregateCall::CoOccurrence(request) => {
-            casereg_server::aggregate::cooccurrence(request, index, MIN_CELL_COUNT)
+            casereg_server::wire::aggregate::cooccurrence(request, index, MIN_CELL_COUNT)
                 .map(|r| (r.values.len(), r.encode_to_vec()))
         }
     }
@@ -344,7 +344,7 @@ fn full_answer(index: &Index, call: &AggregateCall) -> Result<String> {
         min_count: 0,
     };
     let query = |filter: Option<&pb::Filter>| {
-        casereg_server::filter::to_query(filter, "filter", index)
+        casereg_server::wire::filter::to_query(filter, "filter", index)
             .map_err(|e| BenchError::registry("reading the filter", e))
     };
     let failed = |e: casereg_core::aggregate::AggregateError| BenchError::Registry(e.0);

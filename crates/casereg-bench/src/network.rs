@@ -29,7 +29,8 @@ use casereg_core::limits::{IMPORT_BATCH_RECORDS, MAX_TOP_N};
 use casereg_core::ontology::Ontology;
 use casereg_core::store::{ChangedPolicy, ImportResult, Store};
 use casereg_proto::v1 as pb;
-use casereg_server::{Config, Registry, convert};
+use casereg_server::wire::convert;
+use casereg_server::{Config, Registry};
 use clap::Parser as _;
 use tokio::net::TcpListener;
 
@@ -42,9 +43,9 @@ use crate::synth::{Generator, read_corpus};
 use crate::timing::{Repeat, Samples, micros, millis};
 
 /// Most centers a run may have: the coordinator asks at most this many peers at once
-/// (`casereg_server::network::MAX_CONCURRENT_PEERS`); more would queue, which is another
+/// (`casereg_core::limits::MAX_CONCURRENT_PEERS`); more would queue, which is another
 /// measurement.
-pub const MAX_CENTERS: u32 = casereg_server::network::MAX_CONCURRENT_PEERS as u32;
+pub const MAX_CENTERS: u32 = casereg_core::limits::MAX_CONCURRENT_PEERS as u32;
 
 /// The center holding every case.
 const SINGLE: &str = "single";

@@ -5,7 +5,7 @@
 //! this machine (see [`Cluster::start`]) and keeps the registry's durability (`fsync` and
 //! `synchronous_commit` on). The schema stores each case once: the phenopacket as JSONB, and
 //! beside it the facts search reads, as the registry extracts them
-//! (`casereg_server::facts::extract`):
+//! (`casereg_server::wire::facts::extract`):
 //!
 //! ```sql
 //! cases(id text primary key, document jsonb, sex int, onset_from int, onset_to int,
@@ -766,7 +766,7 @@ fn term_number(term: TermId) -> i32 {
 impl PgRow {
     /// The row of a record, from the facts the registry extracts from it.
     pub fn of(record: &pb::Phenopacket, document: String, hpo: &Ontology) -> PgRow {
-        let facts = casereg_server::facts::extract_typed(record, hpo)
+        let facts = casereg_server::wire::facts::extract_typed(record, hpo)
             .expect("a record's own encoding reads as its view");
         let mut closure: Vec<i32> = Vec::new();
         for &term in &facts.present {

@@ -24,7 +24,8 @@ use casereg_core::limits::IMPORT_BATCH_RECORDS;
 use casereg_core::ontology::Ontology;
 use casereg_core::store::{ChangedPolicy, ImportResult, Store};
 use casereg_proto::v1 as pb;
-use casereg_server::{Config, convert, facts};
+use casereg_server::Config;
+use casereg_server::wire::{convert, facts};
 use clap::Parser as _;
 use tokio::net::TcpListener;
 
@@ -802,9 +803,12 @@ impl Bench<'_> {
         for q in queries {
             let filter = casereg_client::query::parse_query(q.text)
                 .map_err(|e| BenchError::Input(format!("query `{}`:\n{e}", q.text)))?;
-            let read =
-                casereg_server::filter::to_query(Some(&filter), "filter", &registry.store.index())
-                    .map_err(|e| BenchError::Input(format!("query `{}`: {e}", q.text)))?;
+            let read = casereg_server::wire::filter::to_query(
+                Some(&filter),
+                "filter",
+                &registry.store.index(),
+            )
+            .map_err(|e| BenchError::Input(format!("query `{}`: {e}", q.text)))?;
             if read != q.query {
                 return Err(BenchError::Check(format!(
                     "query `{}` reads as {read:?} on the server, but phase 1 measured {:?}",
@@ -990,7 +994,7 @@ impl Bench<'_> {
         md.line("## Phase 1 — in-process index, two expansion strategies");
         md.blank();
         md.line(format!(
-            "Generating the cases and extracting their facts (`casereg_server::facts::extract`) \
+            "Generating the cases and extracting their facts (`casereg_server::wire::facts::extract`) \
          took {} ms on {} threads. Each index is then built from the same facts on one \
          thread. Bitmaps: `Index::bitmap_bytes()`, the serialized size of the phenotype and \
          code bitmaps (sex, age and active-set bitmaps not included).",

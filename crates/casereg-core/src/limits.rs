@@ -89,3 +89,16 @@ pub const MAX_ROLLUP_DEPTH: u32 = 8;
 
 /// Most age buckets one aggregate dimension may produce.
 pub const MAX_AGE_BUCKETS: usize = 500;
+
+/// Peers asked at once by one network call; the rest wait for a free slot.
+pub const MAX_CONCURRENT_PEERS: usize = 16;
+
+/// Case summaries a network search asks of each center when the request says 0.
+pub const DEFAULT_HITS_PER_CENTER: u32 = 10;
+
+/// Most case summaries a network search asks of each center.
+pub const MAX_HITS_PER_CENTER: u32 = 100;
+
+/// Most centers a network request's route may list before it is refused (a longer route
+/// is a loop or a fan-out storm, not a network).
+pub const MAX_ROUTE_CENTERS: usize = 64;

@@ -4,22 +4,28 @@
 //! `CaseRegistry`, health and reflection services on a listener until a shutdown signal, then
 //! drains within a deadline and flushes the store.
 
-pub mod aggregate;
-pub mod audit_service;
-pub mod auth;
+//!
+//! The layout, one room per concept, imports pointing one way (down this list):
+//! - [`registry`]: the shared state every handler reads;
+//! - `grpc`: the services (thin handlers), the access layer in front of them, the import and
+//!   export streams, and the one error table;
+//! - `peers`: the other centers this server asks;
+//! - [`wire`]: wire ⇄ domain — record checks and the record walk, search facts, filters,
+//!   aggregate requests, search hits;
+//! - `access`: principals, the access table, small-count protection at the boundary;
+//! - [`config`] and `tls`.
+
+mod access;
 pub mod config;
-pub mod convert;
-pub mod disclosure;
-pub mod facts;
-pub mod filter;
-pub mod import;
-pub mod network;
-pub mod ontology_service;
-pub mod principals;
-pub mod record_walk;
-pub mod service;
-pub mod status;
-pub mod tls;
+mod grpc;
+mod peers;
+pub mod registry;
+mod tls;
+pub mod wire;
+
+/// The principals file: principals, roles, access levels, and adding one
+/// (`casereg-server principal add`).
+pub use access::principals;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,8 +45,10 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::Config;
-pub use ontology_service::OntologyService;
-pub use service::{CaseRegistryService, Registry};
+pub use registry::Registry;
+
+use grpc::ontology::OntologyService;
+use grpc::registry::CaseRegistryService;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +90,7 @@ pub enum ServerError {
 pub fn open_registry(config: &Config) -> Result<Registry, ServerError> {
     let center = CenterId::parse(&config.center)
         .map_err(|e| ServerError::Config(format!("--center: {}", e.0)))?;
-    record_walk::prepare().map_err(ServerError::Schema)?;
+    wire::record_walk::prepare().map_err(ServerError::Schema)?;
     let hpo = std::sync::Arc::new(match &config.hpo {
         Some(path) => Ontology::from_path(path)?,
         None => Ontology::embedded()?,
@@ -93,17 +101,17 @@ pub fn open_registry(config: &Config) -> Result<Registry, ServerError> {
             error,
         })?;
     let access = match &config.principals {
-        Some(path) => auth::Access::Tokens(Arc::new(
+        Some(path) => access::Access::Tokens(Arc::new(
             principals::Principals::load(path).map_err(|e| ServerError::Config(e.to_string()))?,
         )),
-        None => auth::Access::local(center.clone()),
+        None => access::Access::local(center.clone()),
     };
     Ok(Registry {
         store,
         hpo,
         center,
         access,
-        peers: network::Peers::from_config(config)?,
+        peers: peers::Peers::from_config(config)?,
         strict_terms: config.strict_terms,
         min_cell_count: config.min_cell_count,
     })
@@ -226,7 +234,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(casereg_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let registry_service = import::RegistryRoutes::new(Arc::clone(&registry));
+    let registry_service = grpc::routes::RegistryRoutes::new(Arc::clone(&registry));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut builder = tonic::transport::Server::builder();
@@ -238,7 +246,7 @@ pub async fn serve(
         .initial_connection_window_size(HTTP2_CONNECTION_WINDOW_BYTES)
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         // Before every service: who is calling, and may it make this call.
-        .layer(auth::AccessLayer::new(Arc::clone(&registry)))
+        .layer(grpc::layer::AccessLayer::new(Arc::clone(&registry)))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -246,11 +254,11 @@ pub async fn serve(
         .add_service(OntologyServer::new(OntologyService::new(Arc::clone(
             &registry,
         ))))
-        .add_service(AuditServer::new(audit_service::AuditService::new(
+        .add_service(AuditServer::new(grpc::audit::AuditService::new(
             Arc::clone(&registry),
         )))
         .add_service(
-            NetworkServer::new(network::NetworkService::new(Arc::clone(&registry)))
+            NetworkServer::new(grpc::network::NetworkService::new(Arc::clone(&registry)))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
@@ -383,10 +391,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         "casereg serving"
     );
     match &registry.access {
-        auth::Access::Local(_) => tracing::warn!(
+        access::Access::Local(_) => tracing::warn!(
             "no --principals: every caller is an administrator; serving on loopback only"
         ),
-        auth::Access::Tokens(principals) => tracing::info!(
+        access::Access::Tokens(principals) => tracing::info!(
             principals = principals.len(),
             min_cell_count = registry.min_cell_count,
             "bearer tokens required; access levels applied"

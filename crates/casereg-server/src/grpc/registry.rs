@@ -4,64 +4,25 @@
 use std::sync::Arc;
 
 use casereg_core::CoreError;
-use casereg_core::case::{CaseDraft, TermNote, UnixMicros};
-use casereg_core::ids::{CaseId, CenterId};
+use casereg_core::case::{TermNote, UnixMicros};
+use casereg_core::ids::CaseId;
 use casereg_core::limits::{
     MAX_FILTER_DEPTH, MAX_FILTER_NODES, MAX_ID_BYTES, MAX_MESSAGE_BYTES, MAX_PAGE_SIZE,
     MAX_RECORD_BYTES, MAX_TEXT_BYTES,
 };
 use casereg_core::ontology::Ontology;
-use casereg_core::store::Store;
 use casereg_proto::v1 as pb;
 use casereg_proto::v1::case_registry_server::CaseRegistry;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{Access, Caller};
-use crate::principals::Level;
-use crate::status::{invalid_field, to_status};
-use crate::{convert, disclosure, filter, import};
-
-/// Observed phenotypes a search hit lists.
-const HIT_PHENOTYPES: usize = 5;
-
-/// Everything a handler needs; shared by all requests.
-#[derive(Debug)]
-pub struct Registry {
-    /// The durable store.
-    pub store: Store,
-    /// The loaded HPO release.
-    pub hpo: std::sync::Arc<Ontology>,
-    /// This server's center (the center of the local administrator when there are no
-    /// principals).
-    pub center: CenterId,
-    /// How callers are identified; checked by the access layer before any handler.
-    pub access: Access,
-    /// Other centers' registries, asked by network calls.
-    pub peers: crate::network::Peers,
-    /// Reject unknown HPO ids instead of warning.
-    pub strict_terms: bool,
-    /// Counts below this are withheld from callers below record level.
-    pub min_cell_count: u64,
-}
-
-impl Registry {
-    /// Checks the `phenopacket` field of a create, update or import request.
-    pub(crate) fn check_record(
-        &self,
-        phenopacket: Option<&pb::Phenopacket>,
-    ) -> Result<(CaseDraft, Vec<TermNote>), CoreError> {
-        convert::phenopacket_to_draft(phenopacket, "phenopacket", &self.hpo, self.strict_terms)
-    }
-
-    /// [`Self::check_record`] for a record still in its encoding.
-    pub(crate) fn check_encoded(
-        &self,
-        phenopacket: Option<&[u8]>,
-    ) -> Result<(CaseDraft, Vec<TermNote>), CoreError> {
-        convert::record_to_draft(phenopacket, "phenopacket", &self.hpo, self.strict_terms)
-    }
-}
+use crate::access::principals::Level;
+use crate::access::{Caller, disclosure};
+use crate::grpc::import;
+use crate::grpc::status::{invalid_field, to_status};
+use crate::registry::Registry;
+use crate::wire::hits::search_hit;
+use crate::wire::{convert, filter};
 
 /// The gRPC face of a [`Registry`].
 #[derive(Debug, Clone)]
@@ -105,36 +66,6 @@ impl CaseRegistryService {
 
 fn parse_case_id(text: &str) -> Result<CaseId, Status> {
     CaseId::parse(text).map_err(|e| invalid_field("case_id", e.0))
-}
-
-/// A search result: the summary, the first observed phenotypes with labels, and the record
-/// when asked for.
-pub(crate) fn search_hit(
-    case: casereg_core::case::CaseRecord,
-    hpo: &Ontology,
-    full: bool,
-) -> Result<pb::SearchHit, CoreError> {
-    let phenotypes = case
-        .facts
-        .present
-        .iter()
-        .take(HIT_PHENOTYPES)
-        .map(|term| pb::LabelledTerm {
-            id: term.to_string(),
-            label: hpo.term(*term).map(|t| t.name.clone()).unwrap_or_default(),
-        })
-        .collect();
-    let summary = convert::case_to_summary(case.clone().into());
-    let case = if full {
-        Some(convert::case_to_wire(case)?)
-    } else {
-        None
-    };
-    Ok(pb::SearchHit {
-        summary: Some(summary),
-        phenotypes,
-        case,
-    })
 }
 
 fn warnings(notes: Vec<TermNote>, hpo: &Ontology) -> Vec<pb::TermWarning> {
@@ -379,7 +310,7 @@ impl CaseRegistry for CaseRegistryService {
         let k = Caller::of(&request)?.min_cell_count(self.registry.min_cell_count);
         let request = request.into_inner();
         let response = self
-            .blocking(move |r| crate::aggregate::aggregate(&request, &r.store.index(), k))
+            .blocking(move |r| crate::wire::aggregate::aggregate(&request, &r.store.index(), k))
             .await?;
         Ok(Response::new(response))
     }
@@ -392,7 +323,7 @@ impl CaseRegistry for CaseRegistryService {
         let k = Caller::of(&request)?.min_cell_count(self.registry.min_cell_count);
         let request = request.into_inner();
         let response = self
-            .blocking(move |r| crate::aggregate::cooccurrence(&request, &r.store.index(), k))
+            .blocking(move |r| crate::wire::aggregate::cooccurrence(&request, &r.store.index(), k))
             .await?;
         Ok(Response::new(response))
     }

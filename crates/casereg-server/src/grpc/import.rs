@@ -11,17 +11,12 @@
 //! the oldest to finish, so memory stays bounded whatever the stream's length.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::task::{Context, Poll};
 
 use casereg_core::audit::Actor;
 use casereg_core::case::UnixMicros;
 use casereg_core::ids::{CaseId, CenterId};
-use casereg_core::limits::MAX_MESSAGE_BYTES;
 use casereg_core::limits::{
     EXPORT_CHUNK_CASES, IMPORT_BATCH_RECORDS, MAX_EXPORT_IDS, MAX_IMPORT_OUTCOMES,
     MAX_IMPORT_RECORDS_PER_MESSAGE, MAX_SOURCE_BYTES,
@@ -29,101 +24,17 @@ use casereg_core::limits::{
 use casereg_core::store::{ChangedPolicy, ImportResult};
 use casereg_core::{CoreError, FieldViolation};
 use casereg_proto::v1 as pb;
-use casereg_proto::v1::case_registry_server::CaseRegistryServer;
 use casereg_proto::{view, zero_copy};
 use pb::import_outcome::Kind;
 use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::{Stream, StreamExt as _};
-use tonic::server::NamedService;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::Status;
 
-use crate::auth::Caller;
-use crate::convert;
-use crate::service::{CaseRegistryService, Registry};
-use crate::status::{invalid_field, to_status};
-
-/// The path of the `ImportCases` method.
-const IMPORT_CASES: &str = "/casereg.v1.CaseRegistry/ImportCases";
-
-/// The `CaseRegistry` service as the server mounts it: the generated service, except that
-/// `ImportCases` decodes its stream as [`zero_copy::ImportCasesRequest`]s, its records
-/// left encoded. (The generated code fixes each method's message types; this takes the one
-/// path before it.)
-#[derive(Clone)]
-pub struct RegistryRoutes {
-    generated: CaseRegistryServer<CaseRegistryService>,
-    registry: Arc<Registry>,
-}
-
-impl RegistryRoutes {
-    /// Serves `registry`, with the message size limits of every other service.
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Self {
-            generated: CaseRegistryServer::new(CaseRegistryService::new(Arc::clone(&registry)))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            registry,
-        }
-    }
-}
-
-impl NamedService for RegistryRoutes {
-    const NAME: &'static str = <CaseRegistryServer<CaseRegistryService> as NamedService>::NAME;
-}
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
-
-impl tower::Service<http::Request<tonic::body::Body>> for RegistryRoutes {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        if request.uri().path() != IMPORT_CASES {
-            return self.generated.call(request);
-        }
-        let method = ImportCases {
-            registry: Arc::clone(&self.registry),
-        };
-        Box::pin(async move {
-            let codec = tonic_prost::ProstCodec::<
-                pb::ImportCasesResponse,
-                zero_copy::ImportCasesRequest,
-            >::default();
-            let mut grpc = tonic::server::Grpc::new(codec)
-                .apply_max_message_size_config(Some(MAX_MESSAGE_BYTES), Some(MAX_MESSAGE_BYTES));
-            Ok(grpc.client_streaming(method, request).await)
-        })
-    }
-}
-
-/// `ImportCases` on records left encoded.
-struct ImportCases {
-    registry: Arc<Registry>,
-}
-
-impl tonic::server::ClientStreamingService<zero_copy::ImportCasesRequest> for ImportCases {
-    type Response = pb::ImportCasesResponse;
-    type Future = BoxFuture<Response<Self::Response>, Status>;
-
-    fn call(&mut self, request: Request<Streaming<zero_copy::ImportCasesRequest>>) -> Self::Future {
-        let registry = Arc::clone(&self.registry);
-        Box::pin(tracing::Instrument::instrument(
-            async move {
-                let actor = Caller::of(&request)?.actor();
-                let response = import_stream(registry, actor, request.into_inner()).await?;
-                Ok(Response::new(response))
-            },
-            tracing::info_span!("import_cases"),
-        ))
-    }
-}
+use crate::grpc::status::{invalid_field, to_status};
+use crate::registry::Registry;
+use crate::wire::convert;
 
 /// A record waiting for its batch: stream position, source label, the record's encoding.
 struct Pending {
@@ -499,8 +410,9 @@ pub fn export_stream(
     // A filter is read now, so that a bad one fails the call rather than the stream.
     let matching = match &filter {
         Some(filter) => {
-            let query = crate::filter::to_query(Some(filter), "filter", &registry.store.index())
-                .map_err(to_status)?;
+            let query =
+                crate::wire::filter::to_query(Some(filter), "filter", &registry.store.index())
+                    .map_err(to_status)?;
             Some(registry.store.matching_ids(&query))
         }
         None => None,

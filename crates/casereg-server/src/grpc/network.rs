@@ -8,151 +8,32 @@
 //! the union); small-count protection is applied again to the merged result, at the
 //! caller's level.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use casereg_client::{BearerToken, Client, ClientError, ConnectOptions, TlsOptions};
-use casereg_core::ids::CenterId;
+use casereg_client::{Client, ClientError};
+use casereg_core::limits::{
+    DEFAULT_HITS_PER_CENTER, MAX_CONCURRENT_PEERS, MAX_HITS_PER_CENTER, MAX_ROUTE_CENTERS,
+};
 use casereg_core::merge::{self, Bounds};
 use casereg_core::text::Text;
 use casereg_proto::v1 as pb;
 use casereg_proto::v1::network_server::Network;
 use tonic::{Request, Response, Status};
 
-use crate::auth::Caller;
-use crate::config::Config;
-use crate::principals::Level;
-use crate::service::Registry;
-use crate::status::to_status;
-use crate::{ServerError, aggregate, filter};
+use crate::access::Caller;
+use crate::access::principals::Level;
+use crate::grpc::status::to_status;
+use crate::peers::Peer;
+use crate::registry::Registry;
+use crate::wire::{aggregate, filter};
 
-/// Peers asked at once by one network call; the rest wait for a free slot.
-pub const MAX_CONCURRENT_PEERS: usize = 16;
-/// Case summaries a network search asks of each center when the request does not say.
-pub const DEFAULT_HITS_PER_CENTER: u32 = 10;
-/// The most case summaries a network search asks of each center.
-pub const MAX_HITS_PER_CENTER: u32 = 100;
 /// Time kept back from the caller's deadline to merge and answer.
 const ANSWER_MARGIN: Duration = Duration::from_millis(50);
 /// Cells each center is asked for: its whole distribution, up to the aggregate limit, so
 /// that top N is cut after merging.
 const FULL_DISTRIBUTION: u32 = casereg_core::limits::MAX_TOP_N;
-
-/// One peer registry.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// How this server names it (`--peer NAME=URL`).
-    pub name: String,
-    /// Its address.
-    pub url: String,
-    client: Client,
-}
-
-/// This server's peers and how to ask them.
-#[derive(Debug, Clone)]
-pub struct Peers {
-    list: Vec<Peer>,
-    /// Deadline of each peer's answer.
-    pub timeout: Duration,
-    /// Hops a request from a client may take.
-    pub max_hops: u32,
-}
-
-fn split_pair<'a>(flag: &str, text: &'a str) -> Result<(&'a str, &'a str), ServerError> {
-    match text.split_once('=') {
-        Some((name, value)) if !name.is_empty() && !value.is_empty() => Ok((name, value)),
-        _ => Err(ServerError::Config(format!(
-            "{flag}: expected NAME=VALUE, got {:?}",
-            if flag == "--peer-token" {
-                "<hidden>"
-            } else {
-                text
-            }
-        ))),
-    }
-}
-
-impl Peers {
-    /// The peers `config` names, each with its token; clients connect on first use.
-    pub fn from_config(config: &Config) -> Result<Self, ServerError> {
-        let mut tokens = BTreeMap::new();
-        for pair in &config.peer_tokens {
-            let (name, token) = split_pair("--peer-token", pair)?;
-            tokens.insert(name.to_owned(), token.to_owned());
-        }
-        let ca_pem =
-            match &config.peer_ca {
-                Some(path) => Some(std::fs::read(path).map_err(|e| {
-                    ServerError::Config(format!("--peer-ca {}: {e}", path.display()))
-                })?),
-                None => None,
-            };
-        let mut list: Vec<Peer> = Vec::new();
-        for pair in &config.peers {
-            let (name, url) = split_pair("--peer", pair)?;
-            CenterId::parse(name)
-                .map_err(|e| ServerError::Config(format!("--peer {pair}: the name: {}", e.0)))?;
-            if list.iter().any(|p| p.name == name) {
-                return Err(ServerError::Config(format!("--peer {name} is given twice")));
-            }
-            let options = ConnectOptions {
-                connect_timeout: config.peer_timeout,
-                request_timeout: config.peer_timeout,
-                token: tokens.remove(name).map(BearerToken::new),
-                tls: TlsOptions {
-                    ca_pem: ca_pem.clone(),
-                    identity: None,
-                },
-            };
-            let options = if url.starts_with("https://") {
-                options
-            } else {
-                ConnectOptions {
-                    tls: TlsOptions::default(),
-                    ..options
-                }
-            };
-            let client = Client::connect_lazy(url, &options)
-                .map_err(|e| ServerError::Config(format!("--peer {name}: {e}")))?;
-            list.push(Peer {
-                name: name.to_owned(),
-                url: url.to_owned(),
-                client,
-            });
-        }
-        if let Some(name) = tokens.keys().next() {
-            return Err(ServerError::Config(format!(
-                "--peer-token for {name:?}, which is not a --peer"
-            )));
-        }
-        Ok(Self {
-            list,
-            timeout: config.peer_timeout,
-            max_hops: config.max_hops,
-        })
-    }
-
-    /// No peers (a registry on its own).
-    pub fn none() -> Self {
-        Self {
-            list: Vec::new(),
-            timeout: Duration::from_secs(2),
-            max_hops: 0,
-        }
-    }
-
-    /// How many there are.
-    pub fn len(&self) -> usize {
-        self.list.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-}
 
 /// The deadline the caller set (`grpc-timeout`), if any.
 fn caller_deadline(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
@@ -434,10 +315,10 @@ impl NetworkService {
             visited: Vec::new(),
             hops_left: peers.max_hops,
         });
-        if route.visited.len() > 64 {
-            return Err(crate::status::invalid_field(
+        if route.visited.len() > MAX_ROUTE_CENTERS {
+            return Err(crate::grpc::status::invalid_field(
                 "route.visited",
-                "has more than 64 centers",
+                format!("has more than {MAX_ROUTE_CENTERS} centers"),
             ));
         }
         if route.visited.contains(&me) {
@@ -589,7 +470,7 @@ impl NetworkService {
             center: self.registry.center.to_string(),
             status: pb::CenterStatus::Answered.into(),
             hpo_version: self.registry.hpo.version().to_owned(),
-            cases: Some(crate::disclosure::count(active, k)),
+            cases: Some(crate::access::disclosure::count(active, k)),
             ..Default::default()
         }
     }
@@ -701,7 +582,7 @@ impl Network for NetworkService {
             })
             .await;
         let mut own = self.own_outcome(k);
-        own.count = Some(crate::disclosure::count(local, k));
+        own.count = Some(crate::access::disclosure::count(local, k));
         let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
         let total = Bounds::exact(local)
             + arrived
@@ -846,7 +727,7 @@ impl Network for NetworkService {
         let per_center = match per_center {
             0 => DEFAULT_HITS_PER_CENTER,
             n if n > MAX_HITS_PER_CENTER => {
-                return Err(crate::status::invalid_field(
+                return Err(crate::grpc::status::invalid_field(
                     "per_center",
                     format!(
                         "is {n}; the limit is {MAX_HITS_PER_CENTER} (0 means {DEFAULT_HITS_PER_CENTER})"
@@ -869,7 +750,7 @@ impl Network for NetworkService {
                 let hits = page
                     .cases
                     .into_iter()
-                    .map(|case| crate::service::search_hit(case, &registry.hpo, false))
+                    .map(|case| crate::wire::hits::search_hit(case, &registry.hpo, false))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((page.total, hits))
             })
@@ -885,7 +766,7 @@ impl Network for NetworkService {
         let (local, answers) = tokio::join!(local, asking);
         let (local, mut hits) = local?;
         let mut own = self.own_outcome(k);
-        own.count = Some(crate::disclosure::count(local, k));
+        own.count = Some(crate::access::disclosure::count(local, k));
         let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
         let total = Bounds::exact(local)
             + arrived

@@ -9,9 +9,9 @@ use casereg_proto::v1 as pb;
 use casereg_proto::v1::audit_server::Audit;
 use tonic::{Request, Response, Status};
 
-use crate::convert::timestamp;
-use crate::service::Registry;
-use crate::status::{invalid_field, to_status};
+use crate::grpc::status::{invalid_field, to_status};
+use crate::registry::Registry;
+use crate::wire::convert::timestamp;
 
 /// Entries per page when the request does not say.
 pub const DEFAULT_AUDIT_PAGE: u32 = 100;

@@ -5,19 +5,17 @@
 //! by its level through [`Caller::min_cell_count`] and [`Caller::level`]. Every refusal is
 //! written to the audit log.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+pub mod disclosure;
+pub mod principals;
 
-use casereg_core::audit::{Actor, AuditEntry, Outcome};
-use casereg_core::case::UnixMicros;
+use std::sync::Arc;
+
+use casereg_core::audit::Actor;
 use casereg_core::ids::CenterId;
 use casereg_proto::v1 as pb;
 use tonic::Status;
 
-use crate::principals::{Level, Principal, Principals, Role};
-use crate::service::Registry;
+use crate::access::principals::{Level, Principal, Principals, Role};
 
 /// How callers are identified.
 #[derive(Debug, Clone)]
@@ -131,7 +129,7 @@ pub fn need(method: &str) -> Option<Need> {
 }
 
 /// Why `principal` may not call a method that needs `need`, if it may not.
-fn refusal(principal: &Principal, need: Option<Need>) -> Option<String> {
+pub(crate) fn refusal(principal: &Principal, need: Option<Need>) -> Option<String> {
     let role = principal.role;
     match need.unwrap_or(Need::Admin) {
         Need::Open => None,
@@ -154,149 +152,6 @@ fn refusal(principal: &Principal, need: Option<Need>) -> Option<String> {
             principal.name,
             role.as_str()
         )),
-    }
-}
-
-/// The bearer token of a request's `authorization` header.
-fn bearer<B>(request: &http::Request<B>) -> Result<&str, &'static str> {
-    let value = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .ok_or("no credentials: send the metadata `authorization: Bearer <token>` (casereg --token or CASEREG_TOKEN)")?;
-    let value = value
-        .to_str()
-        .map_err(|_| "the authorization metadata is not text")?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim())
-        }
-        _ => Err("the authorization metadata must be `Bearer <token>`"),
-    }
-}
-
-/// The tower layer that applies [`need`] to every request.
-#[derive(Debug, Clone)]
-pub struct AccessLayer {
-    registry: Arc<Registry>,
-}
-
-impl AccessLayer {
-    /// Checks requests against `registry`'s access settings and audits refusals in its store.
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
-    }
-}
-
-impl<S> tower::Layer<S> for AccessLayer {
-    type Service = AccessService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        AccessService {
-            inner,
-            registry: Arc::clone(&self.registry),
-        }
-    }
-}
-
-/// The service [`AccessLayer`] wraps around the server's services.
-#[derive(Debug, Clone)]
-pub struct AccessService<S> {
-    inner: S,
-    registry: Arc<Registry>,
-}
-
-impl<S> AccessService<S> {
-    /// The caller of `request`, or the status refusing it (already audited). `None` for an
-    /// open method.
-    fn check<B>(&self, request: &http::Request<B>) -> Result<Option<Caller>, Status> {
-        let method = request.uri().path().trim_start_matches('/');
-        let need = need(method);
-        if need == Some(Need::Open) {
-            return Ok(None);
-        }
-        let principal = match &self.registry.access {
-            Access::Local(principal) => Arc::clone(principal),
-            Access::Tokens(principals) => {
-                let found = bearer(request).map_err(str::to_owned).and_then(|token| {
-                    principals
-                        .authenticate(token)
-                        .cloned()
-                        .ok_or_else(|| "the token is not known to this server".to_owned())
-                });
-                match found {
-                    Ok(principal) => principal,
-                    Err(message) => {
-                        self.audit_refusal(None, method, &message);
-                        return Err(Status::unauthenticated(message));
-                    }
-                }
-            }
-        };
-        if let Some(reason) = refusal(&principal, need) {
-            let message = format!("{method} {reason}");
-            self.audit_refusal(Some(&principal), method, &message);
-            return Err(Status::permission_denied(message));
-        }
-        Ok(Some(Caller(principal)))
-    }
-
-    fn audit_refusal(&self, principal: Option<&Principal>, method: &str, message: &str) {
-        tracing::warn!(
-            principal = principal.map_or("", |p| p.name.as_str()),
-            method,
-            reason = message,
-            "request refused"
-        );
-        let entry = AuditEntry::new(
-            UnixMicros::now(),
-            principal.map_or("", |p| p.name.as_str()),
-            principal.map(|p| &p.center),
-            method,
-            Outcome::Denied,
-            message,
-        );
-        if let Err(e) = self.registry.store.append_audit(entry) {
-            tracing::error!(error = %e, "cannot record a refused request in the audit log");
-        }
-    }
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for AccessService<S>
-where
-    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
-        match self.check(&request) {
-            Ok(caller) => {
-                if let Some(caller) = caller {
-                    request.extensions_mut().insert(caller);
-                }
-                // The clone waits for readiness next time; this one was made ready.
-                let clone = self.inner.clone();
-                let mut ready = std::mem::replace(&mut self.inner, clone);
-                Box::pin(ready.call(request))
-            }
-            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
-        }
     }
 }
 

@@ -21,7 +21,7 @@ use casereg_core::{CoreError, FieldViolation};
 use casereg_proto::v1 as pb;
 use casereg_proto::view;
 
-use crate::{facts, record_walk};
+use crate::wire::{facts, record_walk};
 use prost::Message;
 
 /// Checks a submitted phenopacket and turns it into a draft, or explains every problem.

@@ -6,7 +6,8 @@ use casereg_core::index::{AgeField, CodeKind, Index};
 use casereg_core::{CoreError, FieldViolation};
 use casereg_proto::v1 as pb;
 
-use crate::{disclosure, filter};
+use crate::access::disclosure;
+use crate::wire::filter;
 
 use casereg_core::limits::{DEFAULT_TOP_N, MAX_ROLLUP_DEPTH, MAX_TOP_N};
 

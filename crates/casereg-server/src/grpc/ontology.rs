@@ -9,8 +9,8 @@ use casereg_proto::v1 as pb;
 use casereg_proto::v1::ontology_server::Ontology as OntologyApi;
 use tonic::{Request, Response, Status};
 
-use crate::service::Registry;
-use crate::status::invalid_field;
+use crate::grpc::status::invalid_field;
+use crate::registry::Registry;
 
 /// The gRPC face of the registry's ontology.
 #[derive(Debug, Clone)]
