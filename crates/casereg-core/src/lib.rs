@@ -7,6 +7,7 @@ pub mod age;
 pub mod aggregate;
 pub mod audit;
 pub mod case;
+pub mod disclosure;
 pub mod error;
 pub mod fast_hash;
 pub mod ids;

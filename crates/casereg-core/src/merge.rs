@@ -21,7 +21,7 @@ use std::ops::Add;
 
 use crate::aggregate::{Cut, select_top};
 use crate::fast_hash::FastMap;
-use crate::stats::{benjamini_hochberg, fisher_greater};
+use crate::stats::{benjamini_hochberg, fisher_greater, frequencies};
 use crate::text::Text;
 
 /// How exactly a reported count is known.
@@ -692,15 +692,6 @@ pub struct Enriched {
     pub listed_from: u64,
 }
 
-/// `part / whole`, at most 1 (bounds need not be consistent), 0 for an empty whole.
-fn fraction(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        (part as f64 / whole as f64).min(1.0)
-    }
-}
-
 /// Fisher's test of a value seen in `hits` of `subset` cases and in `with_value` of the
 /// `population`, when all four are exact and consistent.
 fn p_value(hits: Bounds, subset: Bounds, with_value: Bounds, population: Bounds) -> Option<f64> {
@@ -729,19 +720,19 @@ pub fn enrich(merged: &CoPart, top: usize, min_count: u64) -> Enriched {
         .values
         .iter()
         .map(|v| {
-            let frequency = fraction(v.subset.low, merged.subset.low);
-            let registry_frequency = fraction(v.registry.low, merged.registry.low);
+            let shares = frequencies(
+                v.subset.low,
+                merged.subset.low,
+                v.registry.low,
+                merged.registry.low,
+            );
             EnrichedValue {
                 key: v.key.clone(),
                 subset: v.subset,
                 registry: v.registry,
-                frequency,
-                registry_frequency,
-                ratio: if registry_frequency > 0.0 {
-                    frequency / registry_frequency
-                } else {
-                    0.0
-                },
+                frequency: shares.frequency,
+                registry_frequency: shares.registry_frequency,
+                ratio: shares.ratio,
                 p_value: p_value(v.subset, merged.subset, v.registry, merged.registry),
                 q_value: None,
             }

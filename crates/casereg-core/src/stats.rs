@@ -3,6 +3,46 @@
 
 use std::sync::OnceLock;
 
+/// How often a value occurs in a subset against the whole registry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Frequencies {
+    /// Share of the subset's cases with the value (0 when the subset is empty).
+    pub frequency: f64,
+    /// Share of the registry's cases with the value.
+    pub registry_frequency: f64,
+    /// `frequency / registry_frequency`; 0 when the value is nowhere in the registry.
+    pub ratio: f64,
+}
+
+/// The frequencies of a value found in `subset` of `subset_total` cases and `registry` of
+/// `registry_total`.
+pub fn frequencies(
+    subset: u64,
+    subset_total: u64,
+    registry: u64,
+    registry_total: u64,
+) -> Frequencies {
+    // At most 1: merged bounds need not be consistent.
+    let fraction = |part: u64, whole: u64| {
+        if whole == 0 {
+            0.0
+        } else {
+            (part as f64 / whole as f64).min(1.0)
+        }
+    };
+    let frequency = fraction(subset, subset_total);
+    let registry_frequency = fraction(registry, registry_total);
+    Frequencies {
+        frequency,
+        registry_frequency,
+        ratio: if registry_frequency > 0.0 {
+            frequency / registry_frequency
+        } else {
+            0.0
+        },
+    }
+}
+
 /// Exact values of `ln(n!)` below this; Stirling's series above (error below 1e-13).
 const EXACT_LN_FACTORIALS: u64 = 256;
 

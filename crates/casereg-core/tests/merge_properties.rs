@@ -2,8 +2,8 @@
 //! (or, with small counts withheld, bounds) the answer over the union of their cases.
 //!
 //! Each center is its own index over its share of random cases; the reference is one index
-//! over all of them. Small-count protection is applied here the way the server's disclosure
-//! applies it, written again from its rules (the server crate is not a dependency of core).
+//! over all of them. Each center's answer is protected by core's `disclosure`, as the server
+//! protects it, and read back as a coordinator reads it.
 
 // Helpers here are test code too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use casereg_core::aggregate::{Aggregate, CoOccurrence, Cut, Dimension, GroupKey};
 use casereg_core::case::{AgeSpan, CaseFacts, Coded};
+use casereg_core::disclosure::{self, Reported};
 use casereg_core::ids::{CaseId, CenterId, TermId};
 use casereg_core::index::{AgeField, CodeKind, Entry, Expansion, Index, Query};
 use casereg_core::merge::{
@@ -397,56 +398,24 @@ fn merged_ids(cell: &PartCell) -> Vec<String> {
     cell.keys.iter().map(|k| k.id.to_string()).collect()
 }
 
-/// The disclosure rule: a count from 1 to k−1 is withheld (0 and 1: exact access).
-fn withheld(value: u64, k: u64) -> bool {
-    k > 1 && (1..k).contains(&value)
-}
-
-fn reported(value: u64, precision: Precision, k: u64) -> Bounds {
-    Bounds::from_reported(value, precision, k).unwrap()
-}
-
-/// A cell or a lone count as a caller at threshold `k` sees it.
-fn small(value: u64, k: u64) -> Bounds {
-    if withheld(value, k) {
-        reported(k, Precision::FewerThan, k)
-    } else {
-        Bounds::exact(value)
-    }
-}
-
-/// A total: blurred to "more than" the largest multiple of k below it when anything in the
-/// answer was withheld.
-fn blurred(value: u64, k: u64, blur: bool) -> Bounds {
-    if withheld(value, k) {
-        small(value, k)
-    } else if blur && value > 0 {
-        reported((value - 1) / k * k, Precision::MoreThan, k)
-    } else {
-        Bounds::exact(value)
-    }
-}
-
-/// One center's aggregate as it answers a caller at threshold `k`, every cell listed.
+/// One center's aggregate as it answers a caller at threshold `k`, every cell listed: the
+/// server's own protection, read back as the coordinator reads it.
 fn protected(aggregate: &Aggregate, k: u64) -> Part {
-    let blur = aggregate
-        .cells
-        .iter()
-        .map(|c| c.count)
-        .chain([aggregate.other, aggregate.none])
-        .any(|v| withheld(v, k));
+    let shown = disclosure::protect(aggregate, k);
+    let read = |reported: Reported| reported.bounds(k).unwrap();
     Part {
         cells: aggregate
             .cells
             .iter()
-            .map(|c| PartCell {
+            .zip(shown.cells)
+            .map(|(c, reported)| PartCell {
                 keys: c.keys.iter().map(|g| key(&key_id(g), "")).collect(),
-                count: small(c.count, k),
+                count: read(reported),
             })
             .collect(),
-        total: blurred(aggregate.total, k, blur),
-        other: blurred(aggregate.other, k, blur),
-        none: blurred(aggregate.none, k, blur),
+        total: read(shown.total),
+        other: read(shown.other),
+        none: read(shown.none),
         listed_from: 0,
     }
 }
@@ -583,7 +552,8 @@ fn co_protected(index: &Index, query: &Query, dimension: Dimension, k: u64) -> C
         min_count: k,
     };
     let answer = index.cooccurrence(query, dimension, cut).unwrap();
-    let values = if withheld(answer.subset, k) {
+    let small = |value| disclosure::count(value, k).bounds(k).unwrap();
+    let values = if disclosure::withheld(answer.subset, k) {
         Vec::new()
     } else {
         answer
@@ -591,15 +561,15 @@ fn co_protected(index: &Index, query: &Query, dimension: Dimension, k: u64) -> C
             .iter()
             .map(|v| CoPartValue {
                 key: key(&key_id(&v.key), ""),
-                subset: small(v.subset, k),
-                registry: small(v.registry, k),
+                subset: small(v.subset),
+                registry: small(v.registry),
             })
             .collect()
     };
     CoPart {
         values,
-        subset: small(answer.subset, k),
-        registry: small(answer.registry, k),
+        subset: small(answer.subset),
+        registry: small(answer.registry),
         listed_from: k,
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use casereg_client::{Client, ClientError};
+use casereg_core::disclosure::Reported;
 use casereg_core::limits::{
     DEFAULT_HITS_PER_CENTER, MAX_CONCURRENT_PEERS, MAX_HITS_PER_CENTER, MAX_ROUTE_CENTERS,
 };
@@ -22,8 +23,8 @@ use casereg_proto::v1 as pb;
 use casereg_proto::v1::network_server::Network;
 use tonic::{Request, Response, Status};
 
-use crate::access::Caller;
 use crate::access::principals::Level;
+use crate::access::{Caller, disclosure};
 use crate::grpc::status::to_status;
 use crate::peers::Peer;
 use crate::registry::Registry;
@@ -63,39 +64,21 @@ fn failure_status(error: &ClientError) -> pb::CenterStatus {
     }
 }
 
+/// What a reported count says, read at the reporter's threshold `k`; unknown when absent
+/// or impossible ("fewer than 1").
 fn bounds(count: Option<&pb::Count>, k: u64) -> Bounds {
-    match count {
-        Some(count) => {
-            let precision = match pb::Precision::try_from(count.precision) {
-                Ok(pb::Precision::FewerThan) => merge::Precision::FewerThan,
-                Ok(pb::Precision::MoreThan) => merge::Precision::MoreThan,
-                Ok(pb::Precision::AtLeast) => merge::Precision::AtLeast,
-                Ok(pb::Precision::Exact | pb::Precision::Unspecified) | Err(_) => {
-                    merge::Precision::Exact
-                }
-            };
-            // An impossible report ("fewer than 1") says nothing: unknown.
-            Bounds::from_reported(count.value, precision, k).unwrap_or(UNKNOWN)
-        }
-        None => UNKNOWN,
-    }
+    count
+        .and_then(|count| disclosure::read(count).bounds(k))
+        .unwrap_or(UNKNOWN)
 }
 
 /// A count nothing is known of.
 const UNKNOWN: Bounds = Bounds { low: 0, high: None };
 
+/// What is known of a count, as a caller at threshold `k` may see it.
 fn to_count(bounds: &Bounds, k: u64) -> pb::Count {
     let (value, precision) = bounds.reported(k);
-    let precision = match precision {
-        merge::Precision::Exact => pb::Precision::Exact,
-        merge::Precision::FewerThan => pb::Precision::FewerThan,
-        merge::Precision::MoreThan => pb::Precision::MoreThan,
-        merge::Precision::AtLeast => pb::Precision::AtLeast,
-    };
-    pb::Count {
-        value,
-        precision: precision.into(),
-    }
+    disclosure::wire(Reported { value, precision })
 }
 
 /// This registry's own answer to a full-distribution request, for merging (its strings
@@ -470,7 +453,7 @@ impl NetworkService {
             center: self.registry.center.to_string(),
             status: pb::CenterStatus::Answered.into(),
             hpo_version: self.registry.hpo.version().to_owned(),
-            cases: Some(crate::access::disclosure::count(active, k)),
+            cases: Some(disclosure::count(active, k)),
             ..Default::default()
         }
     }
@@ -582,7 +565,7 @@ impl Network for NetworkService {
             })
             .await;
         let mut own = self.own_outcome(k);
-        own.count = Some(crate::access::disclosure::count(local, k));
+        own.count = Some(disclosure::count(local, k));
         let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
         let total = Bounds::exact(local)
             + arrived
@@ -766,7 +749,7 @@ impl Network for NetworkService {
         let (local, answers) = tokio::join!(local, asking);
         let (local, mut hits) = local?;
         let mut own = self.own_outcome(k);
-        own.count = Some(crate::access::disclosure::count(local, k));
+        own.count = Some(disclosure::count(local, k));
         let (arrived, centers) = self.collect(plan, own, answers, |a| a.centers.clone());
         let total = Bounds::exact(local)
             + arrived

@@ -6,6 +6,8 @@ use casereg_core::index::{AgeField, CodeKind, Index};
 use casereg_core::{CoreError, FieldViolation};
 use casereg_proto::v1 as pb;
 
+use casereg_core::stats::frequencies;
+
 use crate::access::disclosure;
 use crate::wire::filter;
 
@@ -107,7 +109,6 @@ pub fn cooccurrence(
         .map_err(|e| CoreError::Invalid(vec![FieldViolation::new("dimension", e.0)]))?;
     let subset_cases = disclosure::count(result.subset, min_cell_count);
     let withheld = subset_cases.precision != pb::Precision::Exact as i32;
-    let ratio = |a: u64, n: u64| if n == 0 { 0.0 } else { a as f64 / n as f64 };
     let values = if withheld {
         Vec::new()
     } else {
@@ -115,19 +116,14 @@ pub fn cooccurrence(
             .values
             .into_iter()
             .map(|v| {
-                let frequency = ratio(v.subset, result.subset);
-                let registry_frequency = ratio(v.registry, result.registry);
+                let shares = frequencies(v.subset, result.subset, v.registry, result.registry);
                 pb::CoOccurringValue {
                     key: Some(labelled(v.key, dimension, index)),
                     cases: Some(disclosure::count(v.subset, min_cell_count)),
                     registry_cases: Some(disclosure::count(v.registry, min_cell_count)),
-                    frequency,
-                    registry_frequency,
-                    ratio: if registry_frequency > 0.0 {
-                        frequency / registry_frequency
-                    } else {
-                        0.0
-                    },
+                    frequency: shares.frequency,
+                    registry_frequency: shares.registry_frequency,
+                    ratio: shares.ratio,
                     p_value: v.p_value,
                     q_value: v.q_value,
                 }
