@@ -18,8 +18,8 @@
 
 use std::fmt;
 
-use casereg_core::age::{AgeUnit, days};
-use casereg_core::limits::{MAX_FILTER_DEPTH, MAX_FILTER_NODES, MAX_QUERY_BYTES};
+use casereg_proto::age::{AgeUnit, days};
+use casereg_proto::limits::{MAX_FILTER_DEPTH, MAX_FILTER_NODES, MAX_QUERY_BYTES};
 use casereg_proto::v1 as pb;
 use pb::code_match::Code;
 use pb::filter::Node;

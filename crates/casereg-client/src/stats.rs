@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use casereg_core::age::{AgeUnit, days};
+use casereg_proto::age::{AgeUnit, days};
 use casereg_proto::v1 as pb;
 use comfy_table::Table;
 use comfy_table::presets::UTF8_FULL_CONDENSED;

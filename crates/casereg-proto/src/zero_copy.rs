@@ -122,10 +122,13 @@ mod tests {
             .collect()
     }
 
+    /// A field as the test compares it: number, type, repeated.
+    type Field = (i32, Type, bool);
+
     #[test]
     fn mirrors_every_field_of_the_contract() {
         use Type::{Bool, Message, String, Uint64};
-        let mirrored: [(&str, Vec<(i32, Type, bool)>); 6] = [
+        let mirrored: [(&str, Vec<Field>); 6] = [
             (
                 "NetworkAggregateResponse",
                 vec![(1, Message, false), (2, Bool, false), (3, Message, true)],
