@@ -7,7 +7,7 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p casereg-server -p casereg-client
+RUN cargo build --release --locked -p casereg-server -p casereg-cli
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/casereg casereg \

@@ -30,7 +30,7 @@ if [ -n "$baseline" ]; then
     done
 fi
 
-cargo build --release --locked -q -p casereg-server -p casereg-client
+cargo build --release --locked -q -p casereg-server -p casereg-cli
 builds=(target/release)
 [ -n "$baseline" ] && builds+=("$baseline")
 work=$(mktemp -d)

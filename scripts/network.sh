@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 corpus=${1:-../shared/data/phenopacket-store.jsonl.gz}
 [ -e "$corpus" ] || corpus=tests/data/phenopacket-store-sample.jsonl.gz
-cargo build -q --release --locked -p casereg-server -p casereg-client
+cargo build -q --release --locked -p casereg-server -p casereg-cli
 server=target/release/casereg-server
 cli=target/release/casereg
 work=$(mktemp -d)

@@ -97,7 +97,7 @@ impl TestServer {
         &self,
         token: &str,
         args: &[S],
-    ) -> Result<String, casereg_client::cli::CliError> {
+    ) -> Result<String, casereg_cli::CliError> {
         let mut argv = vec!["--token".to_owned(), token.to_owned()];
         argv.extend(args.iter().map(|a| a.as_ref().to_owned()));
         self.cli(&argv).await

@@ -159,15 +159,12 @@ impl TestServer {
 
     /// Runs one `casereg` command line (without the program name) against this server, in
     /// process, and returns what it printed.
-    pub async fn cli<S: AsRef<str>>(
-        &self,
-        args: &[S],
-    ) -> Result<String, casereg_client::cli::CliError> {
+    pub async fn cli<S: AsRef<str>>(&self, args: &[S]) -> Result<String, casereg_cli::CliError> {
         let mut argv = vec!["casereg".to_owned(), "--server".to_owned(), self.url()];
         argv.extend(args.iter().map(|a| a.as_ref().to_owned()));
-        let cli = casereg_client::cli::Cli::try_parse_from(argv).expect("valid command line");
+        let cli = casereg_cli::Cli::try_parse_from(argv).expect("valid command line");
         let mut out = Vec::new();
-        casereg_client::cli::execute(cli, &mut out).await?;
+        casereg_cli::execute(cli, &mut out).await?;
         Ok(String::from_utf8(out).expect("UTF-8 output"))
     }
 

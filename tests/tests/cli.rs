@@ -3,7 +3,7 @@
 // Helpers here are test code too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use casereg_client::cli::CliError;
+use casereg_cli::CliError;
 use casereg_e2e::{TestServer, repo_root, seed_case};
 
 async fn run(server: &TestServer, args: &[&str]) -> Result<String, CliError> {

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
+use casereg_cli::CliError;
 use casereg_client::Client;
-use casereg_client::cli::CliError;
 use casereg_e2e::{TestServer, read_jsonl_gz, repo_root, sample_records, seed_case};
 use casereg_proto::v1 as pb;
 use pb::import_outcome::Kind;

@@ -269,9 +269,8 @@ async fn the_cli_speaks_tls_with_ca_cert_and_key() {
     );
 
     // One of --cert/--key alone is a usage error.
-    let parsed = <casereg_client::cli::Cli as clap::Parser>::try_parse_from([
-        "casereg", "--cert", &cert, "info",
-    ]);
+    let parsed =
+        <casereg_cli::Cli as clap::Parser>::try_parse_from(["casereg", "--cert", &cert, "info"]);
     let e = parsed.expect_err("--cert without --key").to_string();
     assert!(e.contains("--key"), "{e}");
 

@@ -5,14 +5,11 @@
 //! `https://` addresses use TLS ([`TlsOptions`]: the CA to trust, a client certificate for
 //! mutual TLS); a [`BearerToken`] in [`ConnectOptions`] goes with every call.
 
-pub mod cli;
 pub mod credentials;
 pub mod error;
 pub mod import;
-mod import_cli;
 pub mod json;
 pub mod query;
-pub mod stats;
 pub mod tls;
 
 use std::future::Future;

@@ -13,9 +13,10 @@ use flate2::write::GzEncoder;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::cli::CliError;
-use crate::import::{self, Progress, Report};
-use crate::{Client, ClientError};
+use casereg_client::import::{self, Progress, Report};
+use casereg_client::{Client, ClientError};
+
+use crate::CliError;
 
 /// How often the plain (non-terminal) progress line is printed.
 const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use casereg_client::cli::{Cli, execute};
+use casereg_cli::{Cli, execute};
 use clap::Parser as _;
 
 #[tokio::main(flavor = "current_thread")]
@@ -17,9 +17,7 @@ async fn main() -> ExitCode {
     match execute(cli, &mut stdout).await {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`casereg get ID --record | head`) is the reader's choice, not an error.
-        Err(casereg_client::cli::CliError::Output(e))
-            if e.kind() == std::io::ErrorKind::BrokenPipe =>
-        {
+        Err(casereg_cli::CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -1,4 +1,8 @@
 //! The `casereg` command-line tool: human output by default, `--format json` for machines.
+//! A client of the registry like any other, through the `casereg-client` library.
+
+mod import;
+mod tables;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,9 +13,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::json::{read_phenopacket, to_pretty_json};
-use crate::tls::{PemKind, read_pem_file};
-use crate::{
+use casereg_client::json::{read_phenopacket, to_pretty_json};
+use casereg_client::tls::{PemKind, read_pem_file};
+use casereg_client::{
     BearerToken, Client, ClientError, ClientIdentity, ConnectOptions, DEFAULT_SERVER, TlsOptions,
 };
 
@@ -327,7 +331,7 @@ pub enum CliError {
     NotServing(String),
     /// A text query did not parse.
     #[error("{0}")]
-    Query(#[from] crate::query::QueryError),
+    Query(#[from] casereg_client::query::QueryError),
     /// An import finished, but some records were rejected.
     #[error("{0} records rejected{1}")]
     Rejected(u64, String),
@@ -407,7 +411,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     }
     | Command::Cooccur { query, .. } = &cli.command
     {
-        crate::query::parse_query(query)?;
+        casereg_client::query::parse_query(query)?;
     }
     if cli.format == Format::Csv && !matches!(cli.command, Command::Stats { .. }) {
         return Err(CliError::Client(ClientError::Input {
@@ -568,7 +572,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 on_changed: pb::ChangedRecordPolicy::from(on_changed).into(),
                 report_all: false,
             };
-            let report_data = crate::import_cli::run_import(&mut client, &paths, options).await?;
+            let report_data = crate::import::run_import(&mut client, &paths, options).await?;
             if let Some(path) = &report {
                 let text =
                     serde_json::to_string_pretty(&report_data).map_err(std::io::Error::other)?;
@@ -585,7 +589,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     "{}",
                     serde_json::to_string_pretty(&report_data).map_err(std::io::Error::other)?
                 )?,
-                Format::Human | Format::Csv => crate::import_cli::write_summary(out, &report_data)?,
+                Format::Human | Format::Csv => crate::import::write_summary(out, &report_data)?,
             }
             if report_data.rejected > 0 {
                 let hint = match &report {
@@ -604,7 +608,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         } => {
             let filter = query
                 .as_deref()
-                .map(crate::query::parse_query)
+                .map(casereg_client::query::parse_query)
                 .transpose()?;
             let request = pb::ExportCasesRequest {
                 case_ids: ids,
@@ -613,7 +617,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 filter,
             };
             let written =
-                crate::import_cli::run_export(&mut client, request, output.as_deref(), out).await?;
+                crate::import::run_export(&mut client, request, output.as_deref(), out).await?;
             eprintln!("exported {written} cases");
         }
         Command::Search {
@@ -623,7 +627,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             ..
         } => {
             let request = pb::NetworkSearchRequest {
-                filter: Some(crate::query::parse_query(&query)?),
+                filter: Some(casereg_client::query::parse_query(&query)?),
                 per_center: page_size,
                 route: None,
             };
@@ -639,10 +643,10 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                         "{} matching cases in the network",
                         response.total.as_ref().map_or_else(
                             || if response.exists { "some" } else { "no" }.to_owned(),
-                            |t| crate::stats::count_text(Some(t))
+                            |t| crate::tables::count_text(Some(t))
                         )
                     )?;
-                    crate::stats::write_centers(out, &response.centers, response.partial)?;
+                    crate::tables::write_centers(out, &response.centers, response.partial)?;
                 }
             }
         }
@@ -654,7 +658,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             full,
             network: false,
         } => {
-            let filter = crate::query::parse_query(&query)?;
+            let filter = casereg_client::query::parse_query(&query)?;
             let mut token = page_token;
             let mut hits = Vec::new();
             let mut total;
@@ -691,7 +695,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         } => {
             let group_by = by
                 .iter()
-                .map(|text| crate::stats::parse_group_by(text))
+                .map(|text| crate::tables::parse_group_by(text))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|message| {
                     CliError::Client(ClientError::Input {
@@ -701,7 +705,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 })?;
             let filter = query
                 .as_deref()
-                .map(crate::query::parse_query)
+                .map(casereg_client::query::parse_query)
                 .transpose()?;
             let request = pb::AggregateRequest {
                 filter,
@@ -728,13 +732,13 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             };
             let csv = csv || format == Format::Csv;
             if let (Some((centers, partial)), Format::Human, false) = (&centers, format, csv) {
-                crate::stats::write_centers(out, centers, *partial)?;
+                crate::tables::write_centers(out, centers, *partial)?;
             }
             match (format, csv) {
-                (_, true) => crate::stats::write_csv(out, &response)?,
+                (_, true) => crate::tables::write_csv(out, &response)?,
                 (Format::Json, false) => writeln!(out, "{}", to_pretty_json(&response)?)?,
                 (Format::Human | Format::Csv, false) => {
-                    crate::stats::write_table(out, &response, &by)?
+                    crate::tables::write_table(out, &response, &by)?
                 }
             }
         }
@@ -744,12 +748,12 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             top,
             network,
         } => {
-            let filter = crate::query::parse_query(&query)?;
+            let filter = casereg_client::query::parse_query(&query)?;
             let dimensions = match &of {
-                Some(name) => vec![crate::stats::parse_group_by(name)],
+                Some(name) => vec![crate::tables::parse_group_by(name)],
                 None => vec![
-                    crate::stats::parse_group_by("phenotype"),
-                    crate::stats::parse_group_by("excluded"),
+                    crate::tables::parse_group_by("phenotype"),
+                    crate::tables::parse_group_by("excluded"),
                 ],
             };
             let mut responses = Vec::new();
@@ -777,7 +781,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                         )
                         .await?;
                     if format == Format::Human && responses.is_empty() {
-                        crate::stats::write_centers(out, &answer.centers, answer.partial)?;
+                        crate::tables::write_centers(out, &answer.centers, answer.partial)?;
                     }
                     answer.merged.unwrap_or_default()
                 } else {
@@ -789,7 +793,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 match format {
                     Format::Json => writeln!(out, "{}", to_pretty_json(response)?)?,
                     Format::Human | Format::Csv => {
-                        crate::stats::write_cooccurrence(out, *dimension, response)?
+                        crate::tables::write_cooccurrence(out, *dimension, response)?
                     }
                 }
             }
@@ -800,7 +804,7 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         } => {
             let filter = query
                 .as_deref()
-                .map(crate::query::parse_query)
+                .map(casereg_client::query::parse_query)
                 .transpose()?;
             let request = pb::NetworkCountRequest {
                 filter,
@@ -811,10 +815,10 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 Format::Json => writeln!(out, "{}", to_pretty_json(&response)?)?,
                 Format::Human | Format::Csv => {
                     match &response.count {
-                        Some(count) => writeln!(out, "{}", crate::stats::count_text(Some(count)))?,
+                        Some(count) => writeln!(out, "{}", crate::tables::count_text(Some(count)))?,
                         None => writeln!(out, "{}", if response.exists { "yes" } else { "no" })?,
                     }
-                    crate::stats::write_centers(out, &response.centers, response.partial)?;
+                    crate::tables::write_centers(out, &response.centers, response.partial)?;
                 }
             }
         }
@@ -824,14 +828,14 @@ pub async fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         } => {
             let filter = query
                 .as_deref()
-                .map(crate::query::parse_query)
+                .map(casereg_client::query::parse_query)
                 .transpose()?;
             let response = client.count_cases(filter).await?;
             match format {
                 Format::Json => writeln!(out, "{}", to_pretty_json(&response)?)?,
                 // At boolean level there is no count, only whether a case matches.
                 Format::Human | Format::Csv => match &response.count {
-                    Some(count) => writeln!(out, "{}", crate::stats::count_text(Some(count)))?,
+                    Some(count) => writeln!(out, "{}", crate::tables::count_text(Some(count)))?,
                     None => writeln!(out, "{}", if response.exists { "yes" } else { "no" })?,
                 },
             }
@@ -1269,7 +1273,7 @@ fn write_info(out: &mut dyn Write, info: &pb::RegistryInfo) -> std::io::Result<(
         (_, Some(cases)) => writeln!(
             out,
             "cases        {} active (small counts withheld below {})",
-            crate::stats::count_text(Some(cases)),
+            crate::tables::count_text(Some(cases)),
             info.min_cell_count
         )?,
         _ => writeln!(out, "cases        (not shown at this access level)")?,
