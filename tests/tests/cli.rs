@@ -81,6 +81,19 @@ async fn add_get_list_update_delete_through_the_cli() {
         info.contains("Human Phenotype Ontology (version 2025-01-16)"),
         "{info}"
     );
+    // Every limit the server enforces, with its value.
+    for limit in casereg_proto::limits::ALL
+        .iter()
+        .filter(|l| l.side == casereg_proto::limits::Side::Server)
+    {
+        assert!(
+            info.lines().any(|line| line.contains(limit.name)
+                && line.contains(&format!(" {} ", limit.value))
+                && line.contains(limit.unit)),
+            "{} missing from {info}",
+            limit.name
+        );
+    }
     assert_eq!(run(&server, &["health"]).await.unwrap().trim(), "SERVING");
 }
 

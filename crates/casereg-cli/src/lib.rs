@@ -1288,15 +1288,31 @@ fn write_info(out: &mut dyn Write, info: &pb::RegistryInfo) -> std::io::Result<(
     }
     writeln!(out, "strict terms {}", info.strict_terms)?;
     if let Some(limits) = &info.limits {
-        writeln!(
-            out,
-            "limits       message {} B, record {} B, text {} B, id {} B, page {}",
-            limits.max_message_bytes,
-            limits.max_record_bytes,
-            limits.max_text_bytes,
-            limits.max_id_bytes,
-            limits.max_page_size
-        )?;
+        if limits.all.is_empty() {
+            // A server from before the full list.
+            writeln!(
+                out,
+                "limits       message {} B, record {} B, text {} B, id {} B, page {}",
+                limits.max_message_bytes,
+                limits.max_record_bytes,
+                limits.max_text_bytes,
+                limits.max_id_bytes,
+                limits.max_page_size
+            )?;
+        } else {
+            writeln!(out, "limits the server enforces:")?;
+            let mut table = Table::new();
+            table.load_preset(UTF8_FULL_CONDENSED);
+            table.set_header(["limit", "value", "unit"]);
+            for limit in &limits.all {
+                table.add_row([
+                    limit.name.clone(),
+                    limit.value.to_string(),
+                    limit.unit.clone(),
+                ]);
+            }
+            writeln!(out, "{table}")?;
+        }
     }
     Ok(())
 }

@@ -19,19 +19,9 @@ use tokio::sync::mpsc;
 
 use crate::ClientError;
 
-/// Records per stream message (the server accepts up to 1,000). Small messages keep the
-/// encode and decode buffers of both ends small and reused: at 250 records (about 1 MB a
-/// message) the corpus import took a fifth longer, in the CLI and the server alike.
-pub const RECORDS_PER_MESSAGE: usize = 32;
-
-/// Stream messages buffered between the file reader and the network.
-const MESSAGES_IN_FLIGHT: usize = 4;
-
-/// Longest line read from a JSON Lines file, in bytes; longer lines are rejected whole.
-pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
-
-/// Largest single-document `.json` file, in bytes.
-pub const MAX_JSON_FILE_BYTES: u64 = 16 * 1024 * 1024;
+pub use casereg_proto::limits::{
+    MAX_JSON_FILE_BYTES, MAX_LINE_BYTES, MESSAGES_IN_FLIGHT, RECORDS_PER_MESSAGE,
+};
 
 /// How a file holds its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

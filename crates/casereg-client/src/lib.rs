@@ -32,12 +32,9 @@ pub use tls::{ClientIdentity, TlsOptions};
 /// Address used when none is given (the server's default listen address).
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 
-/// Largest message the client sends or accepts, in bytes (matches the server's limit).
-pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
-
-/// HTTP/2 flow-control windows, in bytes (the server uses the same).
-const HTTP2_STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
-const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+/// Largest message the client sends or accepts, in bytes: the server's limit.
+pub use casereg_proto::limits::MAX_MESSAGE_BYTES;
+use casereg_proto::limits::{HTTP2_CONNECTION_WINDOW_BYTES, HTTP2_STREAM_WINDOW_BYTES};
 
 /// Connection settings. `Debug` shows neither the token nor the client key.
 #[derive(Debug, Clone)]

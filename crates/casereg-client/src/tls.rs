@@ -11,7 +11,7 @@ use crate::ClientError;
 
 /// Largest certificate, CA or key file read, in bytes. A chain of a few certificates is a few
 /// KiB; a file near this size is the wrong file.
-pub const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
+pub use casereg_proto::limits::MAX_PEM_FILE_BYTES;
 
 /// TLS settings for `https://` addresses. Given with an `http://` address they are an error,
 /// so that a forgotten `s` cannot quietly turn TLS off.

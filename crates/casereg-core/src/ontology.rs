@@ -11,6 +11,7 @@ use std::path::Path;
 use flate2::read::GzDecoder;
 
 use crate::ids::TermId;
+use crate::limits::MAX_OBO_LINE_BYTES;
 
 /// The HPO release compiled into the binary (`data/hp.obo.gz`, byte-for-byte as published).
 pub const EMBEDDED_HPO_OBO_GZ: &[u8] =
@@ -18,9 +19,6 @@ pub const EMBEDDED_HPO_OBO_GZ: &[u8] =
 
 /// Where the loaded release came from, as shown to users.
 pub const EMBEDDED_SOURCE: &str = "embedded";
-
-/// Upper bound on one OBO line, in bytes: a guard against reading an unrelated huge file.
-const MAX_OBO_LINE_BYTES: usize = 64 * 1024;
 
 /// Why an ontology file could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -10,15 +10,9 @@ use std::time::Duration;
 use rustls_pki_types::pem::{self, PemObject as _, SectionKind};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
+use casereg_core::limits::{MAX_PEM_FILE_BYTES, TLS_HANDSHAKE_TIMEOUT_SECS};
+
 use crate::{Config, ServerError};
-
-/// Longest a client may take over the TLS handshake before its connection is dropped: bounds
-/// the handshakes pending at once from clients that connect and then say nothing.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Largest certificate, key or CA file read, in bytes. A chain of a few certificates is a few
-/// KiB; a file near this size is the wrong file.
-pub const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
 
 /// The TLS settings `config` asks for: `None` when neither `--tls-cert` nor `--tls-key` is
 /// given (plain HTTP/2).
@@ -62,7 +56,7 @@ pub fn server_tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, Ser
     )?;
     let mut tls = ServerTlsConfig::new()
         .identity(Identity::from_pem(cert, key))
-        .timeout(TLS_HANDSHAKE_TIMEOUT);
+        .timeout(Duration::from_secs(TLS_HANDSHAKE_TIMEOUT_SECS));
     if let Some(ca_path) = &config.tls_client_ca {
         let ca = read_pem("--tls-client-ca", ca_path)?;
         require(

@@ -13,10 +13,7 @@ use crate::grpc::status::{invalid_field, to_status};
 use crate::registry::Registry;
 use crate::wire::convert::timestamp;
 
-/// Entries per page when the request does not say.
-pub const DEFAULT_AUDIT_PAGE: u32 = 100;
-/// The most entries one page may hold.
-pub const MAX_AUDIT_PAGE: u32 = 1000;
+use casereg_core::limits::{DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE};
 
 /// The gRPC face of the audit log.
 #[derive(Debug, Clone)]

@@ -18,8 +18,8 @@ use casereg_core::audit::Actor;
 use casereg_core::case::UnixMicros;
 use casereg_core::ids::{CaseId, CenterId};
 use casereg_core::limits::{
-    EXPORT_CHUNK_CASES, IMPORT_BATCH_RECORDS, MAX_EXPORT_IDS, MAX_IMPORT_OUTCOMES,
-    MAX_IMPORT_RECORDS_PER_MESSAGE, MAX_SOURCE_BYTES,
+    EXPORT_CHUNK_CASES, IMPORT_BATCH_RECORDS, IMPORT_BATCHES_IN_FLIGHT, MAX_EXPORT_IDS,
+    MAX_IMPORT_OUTCOMES, MAX_IMPORT_RECORDS_PER_MESSAGE, MAX_SOURCE_BYTES,
 };
 use casereg_core::store::{ChangedPolicy, ImportResult};
 use casereg_core::{CoreError, FieldViolation};
@@ -44,9 +44,6 @@ struct Pending {
 }
 
 type BatchTask = JoinHandle<Result<Vec<pb::ImportOutcome>, CoreError>>;
-
-/// Batches in flight (being checked or committed) while the next one fills.
-const BATCHES_IN_FLIGHT: usize = 2;
 
 /// How many of one stream's batches have committed (or failed): batch `n` commits when
 /// this reaches `n`.
@@ -154,7 +151,7 @@ pub async fn import_stream(
         actor: Arc::new(actor),
         order: Arc::default(),
         spawned: 0,
-        in_flight: VecDeque::with_capacity(BATCHES_IN_FLIGHT + 1),
+        in_flight: VecDeque::with_capacity(IMPORT_BATCHES_IN_FLIGHT + 1),
     };
     let mut next_index = 0u64;
     let mut first = true;
@@ -196,7 +193,7 @@ pub async fn import_stream(
                 let batch =
                     std::mem::replace(&mut pending, Vec::with_capacity(IMPORT_BATCH_RECORDS));
                 batches.spawn(batch, policy_of(options.as_ref()));
-                while batches.in_flight.len() > BATCHES_IN_FLIGHT {
+                while batches.in_flight.len() > IMPORT_BATCHES_IN_FLIGHT {
                     if let Some(done) = batches.next_done().await {
                         summary.absorb(done?, options.as_ref());
                     }

@@ -365,6 +365,15 @@ impl CaseRegistry for CaseRegistryService {
                         max_page_size: MAX_PAGE_SIZE,
                         max_filter_depth: MAX_FILTER_DEPTH as u32,
                         max_filter_nodes: MAX_FILTER_NODES as u32,
+                        all: casereg_core::limits::ALL
+                            .iter()
+                            .filter(|l| l.side == casereg_core::limits::Side::Server)
+                            .map(|l| pb::Limit {
+                                name: l.name.to_owned(),
+                                value: l.value,
+                                unit: l.unit.to_owned(),
+                            })
+                            .collect(),
                     }),
                     strict_terms: r.strict_terms,
                     cases: None,

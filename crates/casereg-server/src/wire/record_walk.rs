@@ -23,7 +23,7 @@ use std::sync::LazyLock;
 
 use casereg_core::FieldViolation;
 use casereg_core::case::{OntologyRef, push_violation};
-use casereg_core::limits::{MAX_ID_BYTES, MAX_TEXT_BYTES};
+use casereg_core::limits::{MAX_ID_BYTES, MAX_RECORD_DEPTH, MAX_TEXT_BYTES};
 use prost_reflect::{Cardinality, DescriptorPool, EnumDescriptor, FieldDescriptor, Kind};
 
 /// Full protobuf name of the ontology class message.
@@ -34,9 +34,6 @@ const ONTOLOGY_CLASS: &str = "casereg.v1.OntologyClass";
 /// with a warning: published records carry a few such slips (one phenopacket-store record
 /// has its modifier's id and label swapped), and refusing the whole record would lose it.
 const KEY_CLASS_FIELDS: &[&str] = &["type", "term", "agent", "code", "assay", "disease"];
-
-/// Deepest nesting the walk follows; the schema's own depth is below 10.
-const MAX_DEPTH: usize = 32;
 
 /// Highest field number the walk's tables hold (the schema's highest is 21).
 const MAX_FIELD_NUMBER: usize = 1_000;
@@ -368,8 +365,8 @@ impl<'r> Walker<'_, 'r> {
         path: &mut String,
         depth: usize,
     ) -> Result<(), String> {
-        if depth > MAX_DEPTH {
-            return Err(format!("{path}: nested deeper than {MAX_DEPTH}"));
+        if depth > MAX_RECORD_DEPTH {
+            return Err(format!("{path}: nested deeper than {MAX_RECORD_DEPTH}"));
         }
         let info = &self.schema.messages[message];
         // Occurrences so far of each repeated field, for `[i]` in paths.
