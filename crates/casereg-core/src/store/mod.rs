@@ -19,40 +19,48 @@
 //! transaction runs while these changes are applied, and its changes are applied after
 //! them.
 //!
+//! Beside this module, which holds the store and its writes and reads: `envelope` (the
+//! stored form of a version), `migration` (from `casereg-store-3`), `recovery` (the index at
+//! open: snapshot or rebuild) and `tokens` (page sizes and tokens).
+//!
 //! Architecture invariant: every write is one sled transaction over these trees followed by
 //! `Db::flush()` before the method returns, so an acknowledged write survives a crash of the
 //! process (not of the machine: see ARCHITECTURE.md).
+
+mod envelope;
+mod migration;
+mod recovery;
+mod tokens;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
-use base64::Engine as _;
 use prost::Message as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree, abort};
 use sled::{IVec, Transactional as _, Tree};
 
 use crate::audit::{Actor, AuditEntry, Outcome};
-use crate::case::{
-    AgeSpan, CaseDigest, CaseDraft, CaseFacts, CaseRecord, CaseStatus, CaseSummary, Coded,
-    UnixMicros,
-};
+use crate::case::{CaseDraft, CaseRecord, CaseStatus, CaseSummary, UnixMicros};
 use crate::error::{CoreError, FieldViolation, Result};
-use crate::ids::{CaseId, CenterId, ExternalId, TermId};
-use crate::index::{Entry, Expansion, Index, Query};
-use crate::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_REASON_BYTES};
+use crate::ids::{CaseId, CenterId};
+use crate::index::{Entry, Index, Query};
+use crate::limits::MAX_REASON_BYTES;
 use crate::ontology::Ontology;
+
+use envelope::{decode, encode, version_key};
+use migration::{FORMAT_3, drop_trees_of_format_3, migrate_from_format_3};
+use recovery::{REBUILD_CHUNK, load_snapshot, rebuild_index};
+use tokens::{
+    SEARCH_TOKEN_PREFIX, checked_page_size, decode_page_token, decode_search_token,
+    encode_page_token, encode_token,
+};
 
 /// Identifies the on-disk layout; a data directory with another value is refused.
 pub const FORMAT: &[u8] = b"casereg-store-4";
-/// The layout before [`FORMAT`], migrated when a data directory is opened: trees `cases`
-/// (envelopes only) and `versions` (every version, as one protobuf message).
-const FORMAT_3: &[u8] = b"casereg-store-3";
 
 const TREE_CURRENT: &str = "current";
 const TREE_HISTORY: &str = "history";
-const TREE_CASES_3: &str = "cases";
-const TREE_VERSIONS_3: &str = "versions";
 const TREE_META: &str = "meta";
 const TREE_AUDIT: &str = "audit";
 const KEY_FORMAT: &[u8] = b"format";
@@ -75,255 +83,6 @@ pub mod calls {
 }
 /// The index snapshot's file name in the data directory.
 pub const SNAPSHOT_FILE: &str = "index.snapshot";
-/// Prefix of page tokens, so a token from another listing or version is recognised.
-const PAGE_TOKEN_PREFIX: &str = "c1:";
-/// Prefix of search page tokens (followed by the last document number returned).
-const SEARCH_TOKEN_PREFIX: &str = "s1:";
-
-/// The on-disk form of a case (a protobuf message, so fields can be added compatibly).
-#[derive(Clone, PartialEq, prost::Message)]
-struct StoredCase {
-    #[prost(string, tag = "1")]
-    case_id: String,
-    #[prost(string, tag = "2")]
-    center_id: String,
-    #[prost(uint64, tag = "3")]
-    version: u64,
-    #[prost(int64, tag = "4")]
-    created_micros: i64,
-    #[prost(int64, tag = "5")]
-    updated_micros: i64,
-    /// 1 active, 2 retracted.
-    #[prost(uint32, tag = "6")]
-    status: u32,
-    #[prost(string, tag = "7")]
-    retraction_reason: String,
-    #[prost(string, tag = "8")]
-    external_id: String,
-    /// The encoded phenopacket: empty in an envelope; set in the `casereg-store-3` layout's
-    /// versions.
-    #[prost(bytes = "vec", tag = "9")]
-    record: Vec<u8>,
-    #[prost(int32, tag = "10")]
-    sex: i32,
-    #[prost(string, repeated, tag = "11")]
-    diseases: Vec<String>,
-    #[prost(uint32, tag = "12")]
-    present_features: u32,
-    #[prost(uint32, tag = "13")]
-    excluded_features: u32,
-    #[prost(uint32, tag = "14")]
-    doc: u32,
-    #[prost(message, optional, tag = "15")]
-    facts: Option<StoredFacts>,
-}
-
-/// The on-disk form of [`CaseFacts`] (the sex is the envelope's).
-#[derive(Clone, PartialEq, prost::Message)]
-struct StoredFacts {
-    #[prost(uint32, repeated, tag = "1")]
-    present: Vec<u32>,
-    #[prost(uint32, repeated, tag = "2")]
-    excluded: Vec<u32>,
-    #[prost(message, repeated, tag = "3")]
-    diseases: Vec<StoredCoded>,
-    #[prost(message, repeated, tag = "4")]
-    genes: Vec<StoredCoded>,
-    #[prost(string, repeated, tag = "5")]
-    variant_classes: Vec<String>,
-    #[prost(message, repeated, tag = "6")]
-    treatments: Vec<StoredCoded>,
-    #[prost(message, repeated, tag = "7")]
-    procedures: Vec<StoredCoded>,
-    #[prost(string, repeated, tag = "8")]
-    publications: Vec<String>,
-    #[prost(message, optional, tag = "9")]
-    onset: Option<StoredSpan>,
-    #[prost(message, optional, tag = "10")]
-    last_encounter: Option<StoredSpan>,
-    #[prost(message, repeated, tag = "11")]
-    responses: Vec<StoredCoded>,
-    /// Treatment agent id and response id, as `StoredCoded { id, label }` pairs.
-    #[prost(message, repeated, tag = "12")]
-    treatment_responses: Vec<StoredCoded>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct StoredCoded {
-    #[prost(string, tag = "1")]
-    id: String,
-    #[prost(string, tag = "2")]
-    label: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct StoredSpan {
-    #[prost(sint32, tag = "1")]
-    from: i32,
-    #[prost(sint32, tag = "2")]
-    to: i32,
-}
-
-impl StoredFacts {
-    fn from_facts(facts: &CaseFacts) -> Self {
-        let coded = |values: &[Coded]| {
-            values
-                .iter()
-                .map(|c| StoredCoded {
-                    id: c.id.clone(),
-                    label: c.label.clone(),
-                })
-                .collect()
-        };
-        let span = |s: Option<AgeSpan>| {
-            s.map(|s| StoredSpan {
-                from: s.from,
-                to: s.to,
-            })
-        };
-        Self {
-            present: facts.present.iter().map(|t| t.0).collect(),
-            excluded: facts.excluded.iter().map(|t| t.0).collect(),
-            diseases: coded(&facts.diseases),
-            genes: coded(&facts.genes),
-            variant_classes: facts.variant_classes.clone(),
-            treatments: coded(&facts.treatments),
-            procedures: coded(&facts.procedures),
-            publications: facts.publications.clone(),
-            onset: span(facts.onset),
-            last_encounter: span(facts.last_encounter),
-            responses: coded(&facts.responses),
-            treatment_responses: facts
-                .treatment_responses
-                .iter()
-                .map(|(agent, response)| StoredCoded {
-                    id: agent.clone(),
-                    label: response.clone(),
-                })
-                .collect(),
-        }
-    }
-
-    fn into_facts(self, sex: i32) -> CaseFacts {
-        let coded = |values: Vec<StoredCoded>| {
-            values
-                .into_iter()
-                .map(|c| Coded {
-                    id: c.id,
-                    label: c.label,
-                })
-                .collect()
-        };
-        let span = |s: Option<StoredSpan>| {
-            s.map(|s| AgeSpan {
-                from: s.from,
-                to: s.to,
-            })
-        };
-        CaseFacts {
-            present: self.present.into_iter().map(TermId).collect(),
-            excluded: self.excluded.into_iter().map(TermId).collect(),
-            diseases: coded(self.diseases),
-            genes: coded(self.genes),
-            variant_classes: self.variant_classes,
-            treatments: coded(self.treatments),
-            procedures: coded(self.procedures),
-            publications: self.publications,
-            sex,
-            onset: span(self.onset),
-            last_encounter: span(self.last_encounter),
-            responses: coded(self.responses),
-            treatment_responses: self
-                .treatment_responses
-                .into_iter()
-                .map(|pair| (pair.id, pair.label))
-                .collect(),
-        }
-    }
-}
-
-const STATUS_ACTIVE: u32 = 1;
-const STATUS_RETRACTED: u32 = 2;
-
-impl StoredCase {
-    /// The stored form of `case`'s envelope (the record bytes are appended by [`encode`]).
-    fn from_record(case: &CaseRecord) -> Self {
-        Self {
-            case_id: case.id.as_str().to_owned(),
-            center_id: case.center.as_str().to_owned(),
-            version: case.version,
-            created_micros: case.created.0,
-            updated_micros: case.updated.0,
-            status: match case.status {
-                CaseStatus::Active => STATUS_ACTIVE,
-                CaseStatus::Retracted => STATUS_RETRACTED,
-            },
-            retraction_reason: case.retraction_reason.clone(),
-            external_id: case.external_id.as_str().to_owned(),
-            record: Vec::new(),
-            sex: case.digest.sex,
-            diseases: case.digest.diseases.clone(),
-            present_features: case.digest.present_features,
-            excluded_features: case.digest.excluded_features,
-            doc: case.doc,
-            facts: Some(StoredFacts::from_facts(&case.facts)),
-        }
-    }
-
-    fn into_record(self) -> Result<CaseRecord> {
-        let corrupt = |what: &str, e: String| CoreError::Corrupt(format!("{what}: {e}"));
-        Ok(CaseRecord {
-            id: CaseId::parse(&self.case_id).map_err(|e| corrupt("case id", e.0))?,
-            center: CenterId::parse(&self.center_id).map_err(|e| corrupt("center id", e.0))?,
-            version: self.version,
-            created: UnixMicros(self.created_micros),
-            updated: UnixMicros(self.updated_micros),
-            status: match self.status {
-                STATUS_ACTIVE => CaseStatus::Active,
-                STATUS_RETRACTED => CaseStatus::Retracted,
-                other => return Err(corrupt("status", other.to_string())),
-            },
-            retraction_reason: self.retraction_reason,
-            external_id: ExternalId::parse(&self.external_id)
-                .map_err(|e| corrupt("external id", e.0))?,
-            record: self.record,
-            facts: self.facts.unwrap_or_default().into_facts(self.sex),
-            doc: self.doc,
-            digest: CaseDigest {
-                sex: self.sex,
-                diseases: self.diseases,
-                present_features: self.present_features,
-                excluded_features: self.excluded_features,
-            },
-        })
-    }
-}
-
-/// A stored version read back: its envelope, and its record when `with_record`.
-fn decode(bytes: &[u8], with_record: bool) -> Result<CaseRecord> {
-    let mut record = bytes;
-    let envelope = StoredCase::decode_length_delimited(&mut record)
-        .map_err(|e| CoreError::Corrupt(format!("case envelope: {e}")))?;
-    let mut case = envelope.into_record()?;
-    if with_record {
-        case.record = record.to_vec();
-    }
-    Ok(case)
-}
-
-/// A version's stored form: the envelope as a length-delimited message, then the record.
-fn encode(case: &CaseRecord) -> Vec<u8> {
-    let mut bytes = StoredCase::from_record(case).encode_length_delimited_to_vec();
-    bytes.extend_from_slice(&case.record);
-    bytes
-}
-
-fn version_key(id: &CaseId, version: u64) -> [u8; CaseId::LEN + 8] {
-    let mut key = [0u8; CaseId::LEN + 8];
-    key[..CaseId::LEN].copy_from_slice(id.as_bytes());
-    key[CaseId::LEN..].copy_from_slice(&version.to_be_bytes());
-    key
-}
 
 /// Case counts by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -436,33 +195,6 @@ fn entry(case: &CaseRecord) -> Entry<'_> {
         center: &case.center,
         active: case.status == CaseStatus::Active,
         facts: &case.facts,
-    }
-}
-
-/// Cases read at a time while the index is rebuilt. At 200,000 cases the rebuild took
-/// about 6 s with chunks of 4,096, 4 s with 16,384 and 3.8–4.6 s with 65,536, whose decoded
-/// cases raised the peak memory by about 110 MiB (16,384: about 27 MiB).
-const REBUILD_CHUNK: usize = 16_384;
-
-/// Builds the search indexes from the stored cases, `chunk_size` cases at a time. The cases
-/// come in case-id order, their document numbers in no order; each chunk is applied in
-/// document order, so that a phenotype's ancestor postings (most of them) are merged into
-/// its bitmaps once per chunk rather than inserted one by one.
-fn rebuild_index(current: &Tree, hpo: Arc<Ontology>, chunk_size: usize) -> Result<Index> {
-    let mut index = Index::new(hpo, Expansion::AncestorClosure);
-    let mut chunk = Vec::with_capacity(chunk_size);
-    let mut items = current.iter();
-    loop {
-        chunk.clear();
-        for item in items.by_ref().take(chunk_size) {
-            let (_, bytes) = item?;
-            chunk.push(decode(&bytes, false)?);
-        }
-        if chunk.is_empty() {
-            return Ok(index);
-        }
-        chunk.sort_unstable_by_key(|case| case.doc);
-        index.apply(chunk.iter().map(|case| (None, entry(case))));
     }
 }
 
@@ -608,135 +340,6 @@ fn read_counter(meta: &Tree, key: &[u8]) -> Result<u64> {
         Some(bytes) => read_u64(&bytes),
         None => Ok(0),
     }
-}
-
-/// The index in the snapshot file, if there is one that matches; the file is removed either
-/// way, so that a snapshot is never read twice.
-fn load_snapshot(path: &Path, hpo: &Arc<Ontology>, seq: u64) -> Option<Index> {
-    let file = std::fs::File::open(path).ok()?;
-    let result = Index::read_snapshot(Arc::clone(hpo), &mut std::io::BufReader::new(file), seq);
-    if let Err(e) = std::fs::remove_file(path) {
-        tracing::warn!(error = %e, path = %path.display(), "cannot remove the index snapshot");
-        return None;
-    }
-    match result {
-        Ok(index) => Some(index),
-        Err(e) => {
-            tracing::info!(reason = %e, "index snapshot not used");
-            None
-        }
-    }
-}
-
-/// Records migrated per batch: bounds the memory a migration holds.
-const MIGRATION_BATCH: usize = 1024;
-
-/// Rewrites a `casereg-store-3` data directory into this layout: each case's latest version
-/// into `current`, the earlier ones into `history`, every one re-encoded. The new trees are
-/// filled from empty and flushed before the format marker changes, so a migration that is
-/// interrupted starts over at the next open; the old trees are dropped only after the
-/// marker changed.
-fn migrate_from_format_3(db: &sled::Db, meta: &Tree) -> Result<()> {
-    let started = Instant::now();
-    tracing::info!(
-        "migrating the data directory from {} to {}",
-        String::from_utf8_lossy(FORMAT_3),
-        String::from_utf8_lossy(FORMAT)
-    );
-    for name in [TREE_CURRENT, TREE_HISTORY] {
-        db.drop_tree(name)?;
-    }
-    let envelopes = db.open_tree(TREE_CASES_3)?;
-    let versions = db.open_tree(TREE_VERSIONS_3)?;
-    let current = db.open_tree(TREE_CURRENT)?;
-    let history = db.open_tree(TREE_HISTORY)?;
-    let mut to_current = sled::Batch::default();
-    let mut to_history = sled::Batch::default();
-    let mut batched = 0;
-    let mut cases = 0u64;
-    // Versions are keyed by case id and then version: a case's latest version is the one
-    // the next key does not continue.
-    let mut items = versions.iter().peekable();
-    while let Some(item) = items.next() {
-        let (key, bytes) = item?;
-        let case = StoredCase::decode(&*bytes)
-            .map_err(|e| CoreError::Corrupt(format!("format 3 version: {e}")))?
-            .into_record()?;
-        if key.as_ref() != version_key(&case.id, case.version) {
-            return Err(CoreError::Corrupt(format!(
-                "format 3 version {} of case {} stored under another key",
-                case.version, case.id
-            )));
-        }
-        let latest = match items.peek() {
-            Some(Ok((next, _))) => !next.starts_with(case.id.as_bytes()),
-            _ => true,
-        };
-        if latest {
-            check_latest_3(&envelopes, &case)?;
-            to_current.insert(case.id.as_bytes(), encode(&case));
-            cases += 1;
-        } else {
-            to_history.insert(&version_key(&case.id, case.version), encode(&case));
-        }
-        batched += 1;
-        if batched == MIGRATION_BATCH {
-            current.apply_batch(std::mem::take(&mut to_current))?;
-            history.apply_batch(std::mem::take(&mut to_history))?;
-            batched = 0;
-        }
-    }
-    current.apply_batch(to_current)?;
-    history.apply_batch(to_history)?;
-    if cases != envelopes.len() as u64 {
-        return Err(CoreError::Corrupt(format!(
-            "format 3 data directory: {} cases but versions for {cases}",
-            envelopes.len()
-        )));
-    }
-    db.flush()?;
-    meta.insert(KEY_FORMAT, FORMAT)?;
-    db.flush()?;
-    drop_trees_of_format_3(db)?;
-    tracing::info!(
-        cases,
-        millis = started.elapsed().as_millis() as u64,
-        "data directory migrated from {} to {}",
-        String::from_utf8_lossy(FORMAT_3),
-        String::from_utf8_lossy(FORMAT)
-    );
-    Ok(())
-}
-
-/// Refuses a migration whose latest version of a case is not the one its envelope names.
-fn check_latest_3(envelopes: &Tree, latest: &CaseRecord) -> Result<()> {
-    let named = match envelopes.get(latest.id.as_bytes())? {
-        Some(bytes) => {
-            StoredCase::decode(&*bytes)
-                .map_err(|e| CoreError::Corrupt(format!("format 3 envelope: {e}")))?
-                .version
-        }
-        None => 0,
-    };
-    if named == latest.version {
-        Ok(())
-    } else {
-        Err(CoreError::Corrupt(format!(
-            "format 3 case {}: latest stored version {}, current version {named}",
-            latest.id, latest.version
-        )))
-    }
-}
-
-/// Drops the trees only the `casereg-store-3` layout has (left when a migration was
-/// interrupted after it had changed the format marker).
-fn drop_trees_of_format_3(db: &sled::Db) -> Result<()> {
-    for name in [TREE_CASES_3, TREE_VERSIONS_3] {
-        if db.drop_tree(name)? {
-            db.flush()?;
-        }
-    }
-    Ok(())
 }
 
 fn read_u64(bytes: &[u8]) -> Result<u64> {
@@ -1585,60 +1188,16 @@ fn existing_on_create(existing: CaseRecord, draft: &CaseDraft) -> Result<Created
     })
 }
 
-fn checked_page_size(page_size: u32) -> Result<usize> {
-    match page_size {
-        0 => Ok(DEFAULT_PAGE_SIZE as usize),
-        n if n > MAX_PAGE_SIZE => Err(CoreError::Invalid(vec![FieldViolation::new(
-            "page_size",
-            format!(
-                "is {n}; the limit is {MAX_PAGE_SIZE} (0 means the default, {DEFAULT_PAGE_SIZE})"
-            ),
-        )])),
-        n => Ok(n as usize),
-    }
-}
-
-fn encode_page_token(last: &CaseId) -> String {
-    encode_token(PAGE_TOKEN_PREFIX, last.as_str())
-}
-
-fn decode_page_token(token: &str) -> Result<CaseId> {
-    let text = decode_token(PAGE_TOKEN_PREFIX, token, "this listing")?;
-    CaseId::parse(&text).map_err(|_| invalid_token("this listing"))
-}
-
-fn decode_search_token(token: &str) -> Result<u32> {
-    let text = decode_token(SEARCH_TOKEN_PREFIX, token, "a search")?;
-    text.parse().map_err(|_| invalid_token("a search"))
-}
-
-/// Page tokens are opaque to callers: a prefix naming the kind of listing and a position.
-fn encode_token(prefix: &str, position: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{prefix}{position}"))
-}
-
-fn decode_token(prefix: &str, token: &str, listing: &str) -> Result<String> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| invalid_token(listing))?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid_token(listing))?;
-    text.strip_prefix(prefix)
-        .map(str::to_owned)
-        .ok_or_else(|| invalid_token(listing))
-}
-
-fn invalid_token(listing: &str) -> CoreError {
-    CoreError::Invalid(vec![FieldViolation::new(
-        "page_token",
-        format!(
-            "is not a token returned by {listing}; pass next_page_token unchanged or leave it empty"
-        ),
-    )])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::{CaseDigest, CaseFacts, Coded};
+    use crate::ids::{ExternalId, TermId};
+    use crate::index::Expansion;
+    use crate::limits::MAX_PAGE_SIZE;
+
+    use super::envelope::StoredCase;
+    use super::migration::{TREE_CASES_3, TREE_VERSIONS_3};
     use crate::limits::IMPORT_BATCH_RECORDS;
 
     /// Runs `open` on a data directory this process has just closed, again while it fails
